@@ -1,0 +1,90 @@
+"""Admin listener (loopback only): health, metrics, events and calls as JSON.
+
+Routes that change state are added by other parts (the sync worker's replay)
+through :meth:`AdminApi.add_routes`; they are wrapped by :func:`require_token`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from connector.store import reader as q
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _int(request: web.Request, key: str, default: int | None) -> int | None:
+    raw = request.query.get(key)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{key} must be an integer") from None
+
+
+def require_token(token_for: Callable[[], str | None], handler: Handler) -> Handler:
+    """Bearer-token check for mutating admin routes (constant-time compare)."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        expected = token_for()
+        given = request.headers.get("Authorization", "")
+        if not expected:
+            return web.json_response({"error": "admin token not configured"}, status=503)
+        if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].encode(), expected.encode()):
+            return web.json_response({"error": "missing or wrong admin token"}, status=401)
+        return await handler(request)
+
+    return guarded
+
+
+class AdminApi:
+    def __init__(self, service: Any) -> None:
+        self.service = service  # connector.app.Service: metrics(), reader, health()
+        self.app = web.Application()
+        self.app.router.add_get("/healthz", self.healthz)
+        self.app.router.add_get("/api/metrics", self.metrics)
+        self.app.router.add_get("/api/events", self.events)
+        self.app.router.add_get("/api/events/{id:\\d+}", self.event)
+        self.app.router.add_get("/api/calls", self.calls)
+        self.app.router.add_get("/api/calls/{source}/{call_id}", self.call)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        health = await self.service.health()
+        return web.json_response(health, status=200 if health["ok"] else 503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.json_response(await self.service.metrics())
+
+    async def events(self, request: web.Request) -> web.Response:
+        page = await self.service.reader.run(
+            q.list_events,
+            call_id=request.query.get("call_id"),
+            phone=request.query.get("phone"),
+            event_type=request.query.get("type"),
+            source=request.query.get("source"),
+            outcome=request.query.get("outcome"),
+            before_id=_int(request, "before_id", None),
+            limit=_int(request, "limit", 50),
+        )
+        return web.json_response(page)
+
+    async def event(self, request: web.Request) -> web.Response:
+        event = await self.service.reader.run(q.get_event, int(request.match_info["id"]))
+        if event is None:
+            return web.json_response({"error": "no such event"}, status=404)
+        return web.json_response(event)
+
+    async def calls(self, request: web.Request) -> web.Response:
+        rows = await self.service.reader.run(q.list_calls, limit=_int(request, "limit", 50))
+        return web.json_response({"calls": rows})
+
+    async def call(self, request: web.Request) -> web.Response:
+        call = await self.service.reader.run(q.get_call, request.match_info["source"], request.match_info["call_id"])
+        if call is None:
+            return web.json_response({"error": "no such call"}, status=404)
+        return web.json_response(call)

@@ -1,0 +1,122 @@
+"""Wires the store writer, receiver, admin API and sync worker onto one event loop.
+
+``callsync serve`` and the window both create a :class:`Service` and await
+``start()`` / ``stop()``; nothing here knows about Qt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from connector.admin.api import AdminApi
+from connector.config import Config
+from connector.metrics import LatencyWindow
+from connector.receiver.hooks import HooksReceiver
+from connector.store import reader as q
+from connector.store.reader import StoreReader
+from connector.store.writer import StoreWriter
+
+log = logging.getLogger(__name__)
+
+MetricsProvider = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def summarize_counters(totals: dict[str, int]) -> dict[str, Any]:
+    rejected = {name.split(":", 1)[1]: n for name, n in totals.items() if name.startswith("rejected:")}
+    stored, deduped = totals.get("stored", 0), totals.get("deduped", 0)
+    return {
+        "received": stored + deduped + sum(rejected.values()),
+        "stored": stored,
+        "deduped": deduped,
+        "rejected": rejected,
+        "rejected_total": sum(rejected.values()),
+    }
+
+
+class Service:
+    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.writer = StoreWriter(str(config.db_path))
+        self.reader = StoreReader(str(config.db_path))
+        self.latency = LatencyWindow()
+        self.receiver = HooksReceiver(config, self.writer, latency=self.latency, clock=clock)
+        self.admin = AdminApi(self)
+        self.metric_providers: list[MetricsProvider] = []
+        self.background: list[Any] = []  # objects with async start()/stop() (the sync worker)
+        self._runners: list[web.AppRunner] = []
+        self.hooks_port: int | None = None
+        self.admin_port: int | None = None
+        self.started_at: float | None = None
+
+    async def start(self) -> None:
+        self.writer.start()
+        srv = self.config.server
+        self.hooks_port = await self._listen(self.receiver.make_app(), srv.host, srv.port)
+        self.admin_port = await self._listen(self.admin.app, "127.0.0.1", srv.admin_port)
+        for part in self.background:
+            await part.start()
+        self.started_at = self.clock()
+        log.info(
+            "callsync listening: hooks http://%s:%s/hooks/<source>, admin http://127.0.0.1:%s",
+            srv.host,
+            self.hooks_port,
+            self.admin_port,
+        )
+
+    async def _listen(self, app: web.Application, host: str, port: int) -> int:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        self._runners.append(runner)
+        return runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        for part in reversed(self.background):
+            try:
+                await part.stop()
+            except Exception:  # noqa: BLE001 - keep shutting down the rest
+                log.exception("stopping %r failed", part)
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        await asyncio.get_running_loop().run_in_executor(None, self.writer.stop)
+        self.reader.close()
+
+    @property
+    def hooks_url(self) -> str:
+        return f"http://{self.config.server.host}:{self.hooks_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    async def health(self) -> dict[str, Any]:
+        writer_alive = bool(self.writer._thread and self.writer._thread.is_alive())
+        try:
+            await self.reader.run(lambda conn: conn.execute("SELECT 1").fetchone())
+            db_ok = True
+        except Exception:  # noqa: BLE001
+            db_ok = False
+        return {"ok": writer_alive and db_ok, "writer": writer_alive, "database": db_ok}
+
+    async def metrics(self) -> dict[str, Any]:
+        now = self.clock()
+        since = int((now - 24 * 3600) // 3600 * 3600)
+        totals = await self.reader.run(q.counter_totals)
+        hours = await self.reader.run(q.counters_by_hour, since)
+        result: dict[str, Any] = summarize_counters(totals)
+        result["queue_depth"] = self.writer.depth
+        result["ack_latency_ms"] = self.latency.summary()
+        result["per_hour"] = [{"hour": hour} | summarize_counters(counts) for hour, counts in sorted(hours.items())]
+        result["uptime_seconds"] = round(now - self.started_at, 1) if self.started_at else 0
+        for provider in self.metric_providers:
+            result.update(await provider())
+        return result

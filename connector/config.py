@@ -1,0 +1,194 @@
+"""``DATA_DIR/config.toml`` <-> typed settings.
+
+The file holds no secrets: those live in the OS keyring or the environment
+(``connector.secrets``).  Loading never guesses: a bad value raises
+:class:`ConfigError` with the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+APP_NAME = "callsync"
+CONFIG_NAME = "config.toml"
+DB_NAME = "callsync.db"
+
+SOURCE_KINDS = ("hmac", "standard", "twilio")
+SIGNATURE_ENCODINGS = ("hex", "base64")
+FORMATS = ("auto", "unlimcall", "dialercx", "twilio", "standard")
+SOURCE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+DEFAULT_CONFIG = """\
+# callsync configuration. Secrets never go here: use the OS keyring
+# (`callsync secret set source:<name>`) or CALLSYNC_SECRET_<NAME> in the environment.
+
+[server]
+host = "127.0.0.1"      # hooks listener; expose it through a tunnel, not by binding 0.0.0.0
+port = 8787
+admin_port = 8788       # loopback only: health, metrics, events API
+public_url = ""         # the URL senders call (tunnel), needed to verify Twilio signatures
+max_body_bytes = 262144
+
+# One table per sender; each is the endpoint POST /hooks/<name>.
+# [sources.dialer]
+# kind = "hmac"                              # hmac | standard | twilio
+# signature_header = "X-Webhook-Signature"
+# signature_encoding = "hex"                 # hex | base64
+# timestamp_header = ""                      # if set, signed content is "<timestamp>.<body>"
+# tolerance_seconds = 300
+"""
+
+
+class ConfigError(ValueError):
+    """The configuration file cannot be used; the message says which key and why."""
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+@dataclass(slots=True)
+class SourceConfig:
+    name: str
+    kind: str = "hmac"
+    signature_header: str = "X-Webhook-Signature"
+    signature_encoding: str = "hex"
+    timestamp_header: str = ""
+    tolerance_seconds: int = 300
+    format: str = "auto"
+
+    def to_toml(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind}
+        if self.kind == "hmac":
+            data |= {
+                "signature_header": self.signature_header,
+                "signature_encoding": self.signature_encoding,
+                "timestamp_header": self.timestamp_header,
+            }
+        data["tolerance_seconds"] = self.tolerance_seconds
+        if self.format != "auto":
+            data["format"] = self.format
+        return data
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8787
+    admin_port: int = 8788
+    public_url: str = ""
+    max_body_bytes: int = 256 * 1024
+
+
+@dataclass(slots=True)
+class Config:
+    data_dir: Path
+    server: ServerConfig = field(default_factory=ServerConfig)
+    sources: dict[str, SourceConfig] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / DB_NAME
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / CONFIG_NAME
+
+
+def _typed(table: dict[str, Any], key: str, kind: type, where: str, default: Any) -> Any:
+    value = table.get(key, default)
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(f"{where}.{key} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _choice(value: str, allowed: tuple[str, ...], where: str) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{where} must be one of {', '.join(allowed)}; got {value!r}")
+    return value
+
+
+def parse_source(name: str, table: dict[str, Any]) -> SourceConfig:
+    where = f"sources.{name}"
+    if not SOURCE_NAME_RE.match(name):
+        raise ConfigError(f"{where}: a source name uses letters, digits, '-' and '_' (max 64)")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    d = SourceConfig(name)
+    src = SourceConfig(
+        name=name,
+        kind=_choice(_typed(table, "kind", str, where, d.kind), SOURCE_KINDS, f"{where}.kind"),
+        signature_header=_typed(table, "signature_header", str, where, d.signature_header),
+        signature_encoding=_choice(
+            _typed(table, "signature_encoding", str, where, d.signature_encoding),
+            SIGNATURE_ENCODINGS,
+            f"{where}.signature_encoding",
+        ),
+        timestamp_header=_typed(table, "timestamp_header", str, where, d.timestamp_header),
+        tolerance_seconds=_typed(table, "tolerance_seconds", int, where, d.tolerance_seconds),
+        format=_choice(_typed(table, "format", str, where, d.format), FORMATS, f"{where}.format"),
+    )
+    if not src.signature_header.strip():
+        raise ConfigError(f"{where}.signature_header must not be empty")
+    if src.tolerance_seconds <= 0:
+        raise ConfigError(f"{where}.tolerance_seconds must be positive")
+    return src
+
+
+def parse_server(table: dict[str, Any]) -> ServerConfig:
+    d = ServerConfig()
+    server = ServerConfig(
+        host=_typed(table, "host", str, "server", d.host),
+        port=_typed(table, "port", int, "server", d.port),
+        admin_port=_typed(table, "admin_port", int, "server", d.admin_port),
+        public_url=_typed(table, "public_url", str, "server", d.public_url).rstrip("/"),
+        max_body_bytes=_typed(table, "max_body_bytes", int, "server", d.max_body_bytes),
+    )
+    for key in ("port", "admin_port"):
+        if not 0 <= getattr(server, key) <= 65535:
+            raise ConfigError(f"server.{key} must be a TCP port (0-65535)")
+    if server.max_body_bytes < 1024:
+        raise ConfigError("server.max_body_bytes must be at least 1024")
+    return server
+
+
+def parse_config(data: dict[str, Any], data_dir: Path) -> Config:
+    server = parse_server(data.get("server", {}))
+    sources_table = data.get("sources", {})
+    if not isinstance(sources_table, dict):
+        raise ConfigError("sources must be a table of tables ([sources.<name>])")
+    sources = {name: parse_source(name, table) for name, table in sources_table.items()}
+    return Config(data_dir=data_dir, server=server, sources=sources, raw=data)
+
+
+def ensure_data_dir(data_dir: Path) -> None:
+    """Create the data dir and a commented starter config on first run."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / CONFIG_NAME
+    if not path.exists():
+        path.write_text(DEFAULT_CONFIG, encoding="utf-8")
+
+
+def load_config(data_dir: Path) -> Config:
+    ensure_data_dir(data_dir)
+    path = data_dir / CONFIG_NAME
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_config(data, data_dir)
+
+
+def apply_overrides(config: Config, **overrides: Any) -> Config:
+    """Command-line options win over the file (``--host``, ``--port``, ``--admin-port``)."""
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(config.server, key, value)
+    return config

@@ -1,0 +1,155 @@
+"""The event and call records every part of callsync shares.
+
+A sender's payload is normalized (``connector.formats``) into one or more
+:class:`CallEvent` objects; events of one call are folded (``connector.calls``)
+into a :class:`CallRecord`.  Both are plain data: no I/O, no Qt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+# Lifecycle status of a call, in the order a call normally moves through them.
+QUEUED = "queued"
+INITIATED = "initiated"
+RINGING = "ringing"
+ANSWERED = "answered"  # connected / in progress
+# Terminal statuses: once a call has one of these, a late non-terminal event never replaces it.
+COMPLETED = "completed"
+BUSY = "busy"
+NO_ANSWER = "no-answer"
+FAILED = "failed"
+CANCELED = "canceled"
+VOICEMAIL = "voicemail"
+
+STATUS_RANK = {
+    QUEUED: 0,
+    INITIATED: 1,
+    RINGING: 2,
+    ANSWERED: 3,
+}
+TERMINAL_STATUSES = frozenset({COMPLETED, BUSY, NO_ANSWER, FAILED, CANCELED, VOICEMAIL})
+
+# Outcomes: the business result of a finished call, what CRM rules key on.
+OUTCOME_CONNECTED = "connected"
+OUTCOME_SALE = "sale"
+OUTCOME_NO_ANSWER = "no_answer"
+OUTCOME_BUSY = "busy"
+OUTCOME_VOICEMAIL = "voicemail"
+OUTCOME_FAILED = "failed"
+OUTCOME_ABANDONED = "abandoned"
+OUTCOME_CANCELED = "canceled"
+OUTCOMES = (
+    OUTCOME_CONNECTED,
+    OUTCOME_SALE,
+    OUTCOME_NO_ANSWER,
+    OUTCOME_BUSY,
+    OUTCOME_VOICEMAIL,
+    OUTCOME_FAILED,
+    OUTCOME_ABANDONED,
+    OUTCOME_CANCELED,
+)
+
+
+class PayloadError(ValueError):
+    """The payload is signed but cannot be understood (answered with 400 and this reason)."""
+
+
+@dataclass(slots=True)
+class CallEvent:
+    """One normalized event from a sender.
+
+    ``dedupe_key`` is unique per source for the life of the store.  ``call_id``
+    is ``None`` for events that are not about a call (agent login, lead update,
+    alert).  Timestamps are ISO 8601 strings in UTC (``2026-06-04T09:14:22Z``)
+    or ``None`` when the payload does not carry them.
+    """
+
+    format: str  # unlimcall | dialercx | twilio | standard
+    event_type: str  # the sender's own type, e.g. "call.completed", "agent.login", "twilio.ringing"
+    dedupe_key: str
+    call_id: str | None = None
+    is_call_event: bool = True
+    status: str | None = None  # one of the lifecycle statuses above, when the event implies one
+    occurred_at: str | None = None
+    sequence: int | None = None  # sender's ordering hint (Twilio SequenceNumber)
+    direction: str | None = None  # inbound | outbound
+    from_number: str | None = None
+    to_number: str | None = None
+    initiated_at: str | None = None
+    answered_at: str | None = None
+    ended_at: str | None = None
+    talk_seconds: float | None = None
+    ring_seconds: float | None = None
+    disposition: str | None = None  # sender's disposition / hangup label, verbatim
+    hangup_cause: str | None = None
+    sip_code: int | None = None
+    agent: str | None = None
+    did: str | None = None
+    campaign: str | None = None
+    recording_url: str | None = None
+    answered_by: str | None = None  # human | machine_* | fax | unknown (AMD)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CallEvent":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @property
+    def phone(self) -> str | None:
+        """The other party's number: the callee on outbound calls, the caller otherwise."""
+        if self.direction == "outbound":
+            return self.to_number or self.from_number
+        return self.from_number or self.to_number
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """Everything known about one call, assembled from its events in any order."""
+
+    source: str
+    call_id: str
+    status: str | None = None
+    outcome: str | None = None
+    direction: str | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+    initiated_at: str | None = None
+    answered_at: str | None = None
+    ended_at: str | None = None
+    ring_seconds: float | None = None
+    talk_seconds: float | None = None
+    disposition: str | None = None
+    hangup_cause: str | None = None
+    sip_code: int | None = None
+    agent: str | None = None
+    did: str | None = None
+    campaign: str | None = None
+    recording_url: str | None = None
+    answered_by: str | None = None
+    last_sequence: int | None = None
+    last_event_at: str | None = None
+    event_count: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CallRecord":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def phone(self) -> str | None:
+        if self.direction == "outbound":
+            return self.to_number or self.from_number
+        return self.from_number or self.to_number

@@ -1,0 +1,155 @@
+"""The hooks listener: ``POST /hooks/<source>``.
+
+Checks run cheapest first: unknown source (404), size (413), media type (415),
+secret configured and signature (401), payload (400), then the event is handed
+to the store writer and the response waits for the commit (2xx) or reports
+that nothing could be stored (503 + Retry-After, so the sender retries).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from aiohttp import web
+
+from connector import formats
+from connector.config import Config, SourceConfig
+from connector.metrics import LatencyWindow
+from connector.model import PayloadError
+from connector.receiver.signatures import Unauthorized, verify_hmac, verify_standard, verify_twilio
+from connector.secrets import env_name, source_secrets, source_user
+from connector.store.writer import Incoming, StoreWriter
+
+log = logging.getLogger(__name__)
+
+FORM = "application/x-www-form-urlencoded"
+REDACTED_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "x-api-key",
+        "x-twilio-signature",
+        "webhook-signature",
+        "svix-signature",
+    }
+)
+
+
+def is_json(content_type: str) -> bool:
+    return content_type in ("application/json", "text/json") or content_type.endswith("+json")
+
+
+def redact(headers: dict[str, str], source: SourceConfig) -> dict[str, str]:
+    secret_names = REDACTED_HEADERS | {source.signature_header.lower()}
+    return {k: ("[redacted]" if k.lower() in secret_names else v) for k, v in headers.items()}
+
+
+def _reply(status: int, **body: object) -> web.Response:
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return web.json_response(body, status=status, headers=headers)
+
+
+class HooksReceiver:
+    def __init__(
+        self,
+        config: Config,
+        writer: StoreWriter,
+        *,
+        latency: LatencyWindow | None = None,
+        secrets_for: Callable[[str], Sequence[str]] = source_secrets,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.writer = writer
+        self.latency = latency or LatencyWindow()
+        self.secrets_for = secrets_for
+        self.clock = clock
+        self._warned_no_secret: set[str] = set()
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=self.config.server.max_body_bytes)
+        app.router.add_post("/hooks/{name}", self.handle)
+        return app
+
+    def _reject(self, status: int, reason: str, message: str) -> web.Response:
+        self.writer.count(f"rejected:{reason}")
+        return _reply(status, status="rejected", reason=reason, error=message)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        response = await self._handle(request)
+        self.latency.observe((time.perf_counter() - started) * 1000)
+        return response
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        source = self.config.sources.get(name)
+        if source is None:
+            return self._reject(404, "unknown_source", f"no source named {name!r} is configured")
+        limit = self.config.server.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            return self._reject(413, "too_large", f"body over {limit} bytes")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._reject(413, "too_large", f"body over {limit} bytes")
+        content_type = request.content_type
+        form = content_type == FORM
+        if not (form or is_json(content_type)):
+            return self._reject(415, "unsupported_media_type", f"content type {content_type!r} is not JSON or a form")
+
+        secrets = self.secrets_for(name)
+        if not secrets:
+            if name not in self._warned_no_secret:
+                self._warned_no_secret.add(name)
+                log.warning(
+                    "source %r has no secret, every request is refused: run `callsync secret set %s` "
+                    "or set %s in the environment",
+                    name,
+                    source_user(name),
+                    env_name(source_user(name)),
+                )
+            return self._reject(401, "no_secret", "this source has no secret configured")
+        try:
+            self._verify(source, secrets, body, request, form)
+        except Unauthorized as exc:
+            return self._reject(401, exc.reason, exc.message)
+
+        try:
+            events = formats.normalize(body, content_type, request.headers, format_hint=source.format)
+        except PayloadError as exc:
+            return self._reject(400, "bad_payload", str(exc))
+        if not events:
+            return self._reject(400, "bad_payload", "the payload holds no event")
+
+        headers = redact(dict(request.headers), source)
+        received_at = self.clock()
+        futures = [
+            self.writer.store(Incoming(name, ev, body, content_type, headers, received_at)) for ev in events
+        ]
+        try:
+            results = [await fut for fut in futures]
+        except Exception:  # noqa: BLE001 - storage failed: the sender must retry
+            log.exception("could not store event from %s", name)
+            self.writer.count("rejected:storage_error")
+            return _reply(503, status="error", reason="storage_error", error="could not store the event; retry")
+        if all(r.duplicate for r in results):
+            return _reply(200, status="duplicate", dedupe_key=events[0].dedupe_key)
+        ids = [r.event_id for r in results if not r.duplicate]
+        return _reply(200, status="stored", event_id=ids[0], event_ids=ids)
+
+    def _verify(
+        self, source: SourceConfig, secrets: Sequence[str], body: bytes, request: web.Request, form: bool
+    ) -> None:
+        now = self.clock()
+        if source.kind == "hmac":
+            verify_hmac(source, secrets, body, request.headers, now)
+        elif source.kind == "standard":
+            verify_standard(source, secrets, body, request.headers, now)
+        else:
+            public = self.config.server.public_url
+            url = public + request.path_qs if public else ""
+            verify_twilio(source, secrets, body, request.headers, url, form)

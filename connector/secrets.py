@@ -1,0 +1,126 @@
+"""Secrets from the OS keyring or the environment, never from files or the database.
+
+Keyring: service ``callsync``, users such as ``source:dialer``,
+``source:dialer:previous`` and ``crm:ghl``.  Environment (headless servers, CI):
+``CALLSYNC_SECRET_<NAME>`` / ``CALLSYNC_SECRET_<NAME>_PREVIOUS`` for sources,
+``CALLSYNC_GHL_TOKEN`` for the CRM token.  The environment wins when both are set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+
+import keyring
+import keyring.errors
+from keyring.backends import fail, null
+
+SERVICE = "callsync"
+log = logging.getLogger(__name__)
+
+_NON_ALNUM = re.compile(r"[^A-Za-z0-9]")
+_lock = threading.Lock()
+_warned: set[str] = set()
+
+
+def source_user(name: str, previous: bool = False) -> str:
+    return f"source:{name}:previous" if previous else f"source:{name}"
+
+
+def env_name(user: str) -> str:
+    """The environment variable that holds the secret for keyring ``user``."""
+    if user == "crm:ghl":
+        return "CALLSYNC_GHL_TOKEN"
+    if user == "admin:token":
+        return "CALLSYNC_ADMIN_TOKEN"
+    parts = user.split(":")
+    if parts[0] == "source" and len(parts) >= 2:
+        name = _NON_ALNUM.sub("_", parts[1]).upper()
+        suffix = "_PREVIOUS" if parts[2:] == ["previous"] else ""
+        return f"CALLSYNC_SECRET_{name}{suffix}"
+    return "CALLSYNC_" + _NON_ALNUM.sub("_", user).upper()
+
+
+def keyring_usable() -> tuple[bool, str]:
+    """Whether an OS keyring is available, and a sentence for the user."""
+    backend = keyring.get_keyring()
+    name = f"{type(backend).__module__}.{type(backend).__name__}"
+    try:
+        priority = float(backend.priority)  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - a backend reports "not viable" by raising
+        priority = 0.0
+    if isinstance(backend, (fail.Keyring, null.Keyring)) or priority < 1:
+        return False, (
+            f"No usable OS keyring ({name}). Secrets cannot be saved here; set them in the "
+            "environment instead, e.g. CALLSYNC_SECRET_<SOURCE> and CALLSYNC_GHL_TOKEN."
+        )
+    return True, f"Secrets are stored in the OS keyring ({name})."
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(message)
+
+
+def get_secret(user: str) -> str | None:
+    value = os.environ.get(env_name(user))
+    if value:
+        return value
+    try:
+        with _lock:
+            return keyring.get_password(SERVICE, user) or None
+    except keyring.errors.KeyringError as exc:
+        _warn_once(user, f"keyring lookup for {user!r} failed ({exc}); set {env_name(user)} instead")
+        return None
+
+
+def set_secret(user: str, value: str) -> None:
+    """Store in the OS keyring; raises ``keyring.errors.KeyringError`` when there is none."""
+    with _lock:
+        keyring.set_password(SERVICE, user, value)
+    _cache.invalidate()
+
+
+def delete_secret(user: str) -> None:
+    try:
+        with _lock:
+            keyring.delete_password(SERVICE, user)
+    except keyring.errors.PasswordDeleteError:
+        pass
+    _cache.invalidate()
+
+
+class _SecretCache:
+    """Keyring lookups can take milliseconds (D-Bus); the request path reads through this."""
+
+    def __init__(self, ttl: float = 30.0) -> None:
+        self.ttl = ttl
+        self._values: dict[str, tuple[float, list[str]]] = {}
+
+    def invalidate(self) -> None:
+        self._values.clear()
+
+    def source_secrets(self, name: str) -> list[str]:
+        now = time.monotonic()
+        hit = self._values.get(name)
+        if hit and now - hit[0] < self.ttl:
+            return hit[1]
+        values = [s for s in (get_secret(source_user(name)), get_secret(source_user(name, True))) if s]
+        self._values[name] = (now, values)
+        return values
+
+
+_cache = _SecretCache()
+
+
+def source_secrets(name: str) -> list[str]:
+    """Current and previous secret of a source (either verifies), cached briefly."""
+    return _cache.source_secrets(name)
+
+
+def invalidate_cache() -> None:
+    _cache.invalidate()

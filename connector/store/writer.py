@@ -1,0 +1,288 @@
+"""The one thread that owns the SQLite write connection.
+
+Request handlers hand it an event and await the returned future; the thread
+drains everything queued (up to ``batch_max``), writes it in ONE
+``BEGIN IMMEDIATE ... COMMIT`` (WAL, ``synchronous=FULL``) and only then
+resolves the futures: a 2xx is never sent for an event that is not on disk
+(group commit).  Each item runs inside its own SAVEPOINT, so one bad item
+fails alone while the rest of its batch commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from connector.calls import fold
+from connector.model import CallEvent, CallRecord
+from connector.store import schema
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_CALL_COLS = list(schema.CALL_COLUMNS)
+_UPSERT_CALL = (
+    f"INSERT INTO calls ({', '.join(_CALL_COLS)}) VALUES ({', '.join('?' for _ in _CALL_COLS)}) "
+    f"ON CONFLICT(source, call_id) DO UPDATE SET "
+    + ", ".join(f"{c}=excluded.{c}" for c in _CALL_COLS if c not in ("source", "call_id", "first_received_at"))
+)
+_INSERT_EVENT = (
+    "INSERT INTO events (source, dedupe_key, received_at, event_type, call_id, is_call, status, phone, "
+    "occurred_at, sequence, content_type, headers_json, body, event_json) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(source, dedupe_key) DO NOTHING"
+)
+
+
+@dataclass(slots=True)
+class Incoming:
+    """A verified, normalized event waiting to be stored."""
+
+    source: str
+    event: CallEvent
+    body: bytes
+    content_type: str = ""
+    headers: dict[str, str] = field(default_factory=dict)  # already redacted
+    received_at: float = field(default_factory=time.time)
+
+
+@dataclass(slots=True)
+class Stored:
+    """What the writer did with one event (also what hooks receive)."""
+
+    duplicate: bool
+    event_id: int | None = None
+    source: str = ""
+    event: CallEvent | None = None
+    before: CallRecord | None = None
+    record: CallRecord | None = None
+    received_at: float = 0.0
+
+
+# A hook runs on the writer thread inside the event's transaction, after the
+# event and its call record were written: the sync outbox enqueues work here,
+# so "event stored" and "work queued" commit together or not at all.
+Hook = Callable[[sqlite3.Connection, Stored], None]
+
+
+def hour_of(ts: float) -> int:
+    return int(ts // 3600 * 3600)
+
+
+def row_to_record(row: sqlite3.Row | None) -> CallRecord | None:
+    return None if row is None else CallRecord.from_dict(dict(row))
+
+
+class StoreWriter:
+    def __init__(self, path: str, *, batch_max: int = 256, hooks: Iterable[Hook] = ()) -> None:
+        self.path = str(path)
+        self.batch_max = batch_max
+        self.hooks: list[Hook] = list(hooks)
+        self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self.batches = 0
+        self.items = 0
+
+    # -- lifecycle -------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._start_error is not None:
+            raise self._start_error
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._thread and self._thread.is_alive():
+            self._queue.put(("stop",))
+            self._thread.join(timeout)
+
+    @property
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    # -- API used from the event loop -----------------------------------
+    def store(self, item: Incoming) -> asyncio.Future[Stored]:
+        """Queue one event; the future resolves after its transaction committed."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Stored] = loop.create_future()
+        self._queue.put(("event", item, loop, fut))
+        return fut
+
+    def execute(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Run ``fn(conn)`` on the writer thread inside a committed transaction."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._queue.put(("call", fn, loop, fut))
+        return fut
+
+    def execute_sync(self, fn: Callable[[sqlite3.Connection], T], timeout: float = 30.0) -> T:
+        """Blocking variant for threads without an event loop (CLI, tests)."""
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def resolve(ok: bool, value: Any) -> None:
+            box["ok"], box["value"] = ok, value
+            done.set()
+
+        self._queue.put(("call_sync", fn, resolve))
+        if not done.wait(timeout):
+            raise TimeoutError("store writer did not answer")
+        if not box["ok"]:
+            raise box["value"]
+        return box["value"]
+
+    def count(self, name: str, n: int = 1, at: float | None = None) -> None:
+        """Add to a per-hour counter without waiting (written with the next batch)."""
+        self._queue.put(("count", name, n, at if at is not None else time.time()))
+
+    # -- the thread ------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            conn = schema.connect(self.path)
+            conn.row_factory = sqlite3.Row
+            schema.migrate(conn)
+        except BaseException as exc:  # noqa: BLE001 - reported to start()
+            self._start_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while True:
+                batch = [self._queue.get()]
+                while len(batch) < self.batch_max:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                stop = any(item[0] == "stop" for item in batch)
+                self._write_batch(conn, [item for item in batch if item[0] != "stop"])
+                if stop:
+                    break
+        finally:
+            conn.close()
+
+    def _write_batch(self, conn: sqlite3.Connection, batch: list[tuple[Any, ...]]) -> None:
+        if not batch:
+            return
+        counters: Counter[tuple[int, str]] = Counter()
+        outcomes: list[tuple[tuple[Any, ...], bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for item in batch:
+                kind = item[0]
+                if kind == "count":
+                    counters[(hour_of(item[3]), item[1])] += item[2]
+                    continue
+                conn.execute("SAVEPOINT item")
+                try:
+                    if kind == "event":
+                        value: Any = self._insert(conn, item[1], counters)
+                    else:
+                        value = item[1](conn)
+                    conn.execute("RELEASE item")
+                    outcomes.append((item, True, value))
+                except Exception as exc:  # noqa: BLE001 - this item fails alone
+                    conn.execute("ROLLBACK TO item")
+                    conn.execute("RELEASE item")
+                    log.exception("store: item failed")
+                    outcomes.append((item, False, exc))
+            self._flush_counters(conn, counters)
+            conn.execute("COMMIT")
+        except Exception as exc:  # noqa: BLE001 - the whole batch could not be stored
+            log.exception("store: batch of %d could not be committed", len(batch))
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            outcomes = [(item, False, exc) for item in batch if item[0] != "count"]
+        self.batches += 1
+        self.items += len(outcomes)
+        self._resolve(outcomes)
+
+    def _insert(self, conn: sqlite3.Connection, item: Incoming, counters: Counter[tuple[int, str]]) -> Stored:
+        ev = item.event
+        hour = hour_of(item.received_at)
+        cur = conn.execute(
+            _INSERT_EVENT,
+            (
+                item.source,
+                ev.dedupe_key,
+                item.received_at,
+                ev.event_type,
+                ev.call_id,
+                1 if ev.is_call_event else 0,
+                ev.status,
+                ev.phone,
+                ev.occurred_at,
+                ev.sequence,
+                item.content_type,
+                json.dumps(item.headers, sort_keys=True),
+                item.body,
+                json.dumps(ev.to_dict(), sort_keys=True, default=str),
+            ),
+        )
+        if cur.rowcount == 0:
+            counters[(hour, "deduped")] += 1
+            return Stored(duplicate=True, source=item.source, event=ev, received_at=item.received_at)
+        event_id = cur.lastrowid
+        counters[(hour, "stored")] += 1
+        before = record = None
+        if ev.call_id:
+            row = conn.execute(
+                "SELECT * FROM calls WHERE source=? AND call_id=?", (item.source, ev.call_id)
+            ).fetchone()
+            before = row_to_record(row)
+            record = fold(before, item.source, ev)
+            values = record.to_dict() | {
+                "phone": record.phone,
+                "first_received_at": row["first_received_at"] if row else item.received_at,
+                "updated_at": item.received_at,
+            }
+            conn.execute(_UPSERT_CALL, [values.get(c) for c in _CALL_COLS])
+            if record.outcome:
+                conn.execute("UPDATE events SET outcome=? WHERE id=?", (record.outcome, event_id))
+        stored = Stored(False, event_id, item.source, ev, before, record, item.received_at)
+        for hook in self.hooks:
+            hook(conn, stored)
+        return stored
+
+    @staticmethod
+    def _flush_counters(conn: sqlite3.Connection, counters: Counter[tuple[int, str]]) -> None:
+        if counters:
+            conn.executemany(
+                "INSERT INTO stats_hourly (hour, name, n) VALUES (?,?,?) "
+                "ON CONFLICT(hour, name) DO UPDATE SET n = n + excluded.n",
+                [(hour, name, n) for (hour, name), n in counters.items()],
+            )
+
+    @staticmethod
+    def _resolve(outcomes: list[tuple[tuple[Any, ...], bool, Any]]) -> None:
+        by_loop: dict[Any, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for item, ok, value in outcomes:
+            if item[0] == "call_sync":
+                item[2](ok, value)
+            else:
+                by_loop.setdefault(item[2], []).append((item[3], ok, value))
+        for loop, results in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, results)
+            except RuntimeError:  # loop closed while we were writing
+                pass
+
+
+def _settle(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for fut, ok, value in results:
+        if fut.done():
+            continue
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)

@@ -1,0 +1,226 @@
+"""The receiver over real HTTP on loopback, signed by independent libraries."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import aiohttp
+import pytest
+
+from connector import secrets
+from tests.conftest import SECRET, STANDARD_SECRET, TWILIO_TOKEN
+from tests.signing import dumps, hmac_headers, standard_headers, twilio_request
+
+
+def unlimcall(event: str = "call.completed", call_uuid: str | None = None, **extra) -> dict:
+    payload = {
+        "event": event,
+        "call_uuid": call_uuid or str(uuid.uuid4()),
+        "from": "+12025551234",
+        "to": "+4930123456789",
+        "direction": "outbound",
+        "initiated_at": "2026-06-04T09:14:22.000Z",
+        "answered_at": "2026-06-04T09:14:29.000Z",
+        "ended_at": "2026-06-04T09:17:45.000Z",
+        "duration_seconds": 196,
+        "hangup_cause": "normal_clearing",
+        "hangup_cause_code": 16,
+        "seat_id": "seat_0481ab",
+        "did_id": "did_de_1092",
+    }
+    if event == "call.initiated":
+        for key in ("answered_at", "ended_at", "duration_seconds", "hangup_cause", "hangup_cause_code"):
+            payload.pop(key)
+    return payload | extra
+
+
+async def post(service, name: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict, dict]:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{service.hooks_url}/hooks/{name}", data=body, headers=headers) as resp:
+            data = await resp.json(content_type=None)
+            return resp.status, data, dict(resp.headers)
+
+
+async def admin(service, path: str) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{service.admin_url}{path}") as resp:
+            return resp.status, await resp.json()
+
+
+async def event_count(service) -> int:
+    return await service.reader.run(lambda c: c.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+
+async def test_hmac_event_is_stored_then_deduplicated(service):
+    payload = unlimcall()
+    body = dumps(payload)
+    status, data, _ = await post(service, "dialer", body, hmac_headers(body, SECRET))
+    assert status == 200 and data["status"] == "stored"
+    status, data, _ = await post(service, "dialer", body, hmac_headers(body, SECRET, prefix="sha256="))
+    assert status == 200 and data["status"] == "duplicate"
+    assert await event_count(service) == 1
+
+    status, call = await admin(service, f"/api/calls/dialer/{payload['call_uuid']}")
+    assert status == 200
+    assert call["status"] == "completed"
+    assert call["talk_seconds"] == 196
+    assert call["agent"] == "seat_0481ab" and call["did"] == "did_de_1092"
+    assert [e["event_type"] for e in call["events"]] == ["call.completed"]
+
+    status, metrics = await admin(service, "/api/metrics")
+    assert (metrics["stored"], metrics["deduped"], metrics["received"]) == (1, 1, 2)
+    assert metrics["ack_latency_ms"]["count"] == 2 and metrics["ack_latency_ms"]["p95"] > 0
+
+
+async def test_out_of_order_events_build_the_same_call(service):
+    call_id = str(uuid.uuid4())
+    for event in ("call.completed", "call.initiated"):
+        body = dumps(unlimcall(event, call_id))
+        status, data, _ = await post(service, "dialer", body, hmac_headers(body, SECRET))
+        assert (status, data["status"]) == (200, "stored")
+    _, call = await admin(service, f"/api/calls/dialer/{call_id}")
+    assert call["status"] == "completed" and call["event_count"] == 2
+    assert call["ended_at"] and call["initiated_at"]
+
+
+@pytest.mark.parametrize(
+    "mutate, reason",
+    [
+        (lambda h: h.pop("X-Webhook-Signature"), "missing_signature"),
+        (lambda h: h.update({"X-Webhook-Signature": "00" * 32}), "bad_signature"),
+        (lambda h: h.update({"X-Webhook-Signature": "not-hex!"}), "bad_signature"),
+    ],
+)
+async def test_bad_signatures_are_refused_and_not_stored(service, mutate, reason):
+    body = dumps(unlimcall())
+    headers = hmac_headers(body, SECRET)
+    mutate(headers)
+    status, data, _ = await post(service, "dialer", body, headers)
+    assert status == 401 and data["reason"] == reason
+    assert await event_count(service) == 0
+    _, metrics = await admin(service, "/api/metrics")
+    assert metrics["rejected"] == {reason: 1} and metrics["stored"] == 0
+
+
+async def test_signed_timestamp_window(service):
+    body = dumps(unlimcall())
+    now = int(time.time())
+    status, _, _ = await post(service, "dialer_ts", body, hmac_headers(body, SECRET, timestamp=now, encoding="base64"))
+    assert status == 200
+    stale = hmac_headers(body, SECRET, timestamp=now - 3600, encoding="base64")
+    status, data, _ = await post(service, "dialer_ts", body, stale)
+    assert status == 401 and data["reason"] == "stale_timestamp"
+
+
+async def test_standard_webhooks_signed_by_the_reference_library(service):
+    body = dumps({"type": "call.completed", "timestamp": "2026-06-04T09:17:45Z",
+                  "data": {"call_id": "std-1", "from": "+12025550100", "to": "+12025550199",
+                           "direction": "outbound", "duration": 42}})
+    # Rotation: an entry from an old secret first, then the valid one.
+    other = standard_headers(body, "whsec_" + "b3RoZXIta2V5LW90aGVyLWtleS1vdGhlci1rZXktMDE=", "msg_1")
+    headers = standard_headers(body, STANDARD_SECRET, "msg_1", extra_signatures=(other["webhook-signature"],))
+    status, data, _ = await post(service, "std", body, headers)
+    assert (status, data["status"]) == (200, "stored")
+    status, data, _ = await post(service, "std", body, standard_headers(body, STANDARD_SECRET, "msg_1"))
+    assert (status, data["status"]) == (200, "duplicate")
+    old = standard_headers(body, STANDARD_SECRET, "msg_2", at=time.time() - 600)
+    status, data, _ = await post(service, "std", body, old)
+    assert status == 401 and data["reason"] == "stale_timestamp"
+
+
+async def test_twilio_status_callback_signed_by_twilio_validator(service):
+    url = f"{service.config.server.public_url}/hooks/twilio"
+    params = {
+        "CallSid": "CA" + "1" * 32, "AccountSid": "AC" + "2" * 32, "From": "+14155550100",
+        "To": "+14155550199", "CallStatus": "completed", "Direction": "outbound-api",
+        "CallDuration": "17", "SequenceNumber": "3", "CallbackSource": "call-progress-events",
+        "Timestamp": "Mon, 16 Aug 2026 21:15:22 +0000", "ApiVersion": "2010-04-01",
+    }
+    body, headers = twilio_request(url, params, TWILIO_TOKEN)
+    status, data, _ = await post(service, "twilio", body, headers)
+    assert (status, data["status"]) == (200, "stored")
+    tampered, _ = twilio_request(url, params | {"CallDuration": "99"}, TWILIO_TOKEN)
+    status, data, _ = await post(service, "twilio", tampered, headers)
+    assert status == 401 and data["reason"] == "bad_signature"
+    _, call = await admin(service, f"/api/calls/twilio/{params['CallSid']}")
+    assert call["status"] == "completed" and call["talk_seconds"] == 17
+
+
+async def test_request_shape_errors(service):
+    body = dumps(unlimcall())
+    status, data, _ = await post(service, "nope", body, hmac_headers(body, SECRET))
+    assert status == 404 and data["reason"] == "unknown_source"
+
+    big = b'{"pad":"' + b"x" * (300 * 1024) + b'"}'
+    status, data, _ = await post(service, "dialer", big, hmac_headers(big, SECRET))
+    assert status == 413
+
+    headers = hmac_headers(body, SECRET) | {"Content-Type": "text/plain"}
+    status, data, _ = await post(service, "dialer", body, headers)
+    assert status == 415 and data["reason"] == "unsupported_media_type"
+
+    garbage = b"{not json"
+    status, data, _ = await post(service, "dialer", garbage, hmac_headers(garbage, SECRET))
+    assert status == 400 and data["error"]
+
+    no_id = dumps({"event": "call.completed", "from": "+12025551234"})
+    status, data, _ = await post(service, "dialer", no_id, hmac_headers(no_id, SECRET))
+    assert status == 400 and "call id" in data["error"]
+    assert await event_count(service) == 0
+
+
+async def test_non_call_events_are_stored_without_call_id(service):
+    body = dumps({"event": "agent.login", "timestamp": "2026-03-07T15:30:00Z", "data": {"agent": "jsmith"}})
+    status, data, _ = await post(service, "dialer", body, hmac_headers(body, SECRET))
+    assert (status, data["status"]) == (200, "stored")
+    status, data, _ = await post(service, "dialer", body, hmac_headers(body, SECRET))
+    assert (status, data["status"]) == (200, "duplicate")
+    _, page = await admin(service, "/api/events?type=agent.login")
+    assert len(page["events"]) == 1 and page["events"][0]["call_id"] is None
+
+
+async def test_secret_sources_previous_env_and_none(service, monkeypatch):
+    body = dumps(unlimcall())
+    secrets.set_secret("source:dialer", "new-secret")
+    secrets.set_secret("source:dialer:previous", SECRET)
+    status, _, _ = await post(service, "dialer", body, hmac_headers(body, SECRET))
+    assert status == 200  # the previous secret still verifies during rotation
+
+    secrets.delete_secret("source:dialer")
+    secrets.delete_secret("source:dialer:previous")
+    body2 = dumps(unlimcall())
+    status, data, _ = await post(service, "dialer", body2, hmac_headers(body2, SECRET))
+    assert status == 401 and data["reason"] == "no_secret"
+
+    monkeypatch.setenv("CALLSYNC_SECRET_DIALER", "from-env")
+    secrets.invalidate_cache()
+    status, _, _ = await post(service, "dialer", body2, hmac_headers(body2, "from-env"))
+    assert status == 200
+
+
+async def test_storage_failure_answers_503_and_a_retry_succeeds(service):
+    body = dumps(unlimcall())
+    await service.writer.execute(lambda c: c.execute("PRAGMA query_only=1"))
+    status, data, headers = await post(service, "dialer", body, hmac_headers(body, SECRET))
+    assert status == 503 and headers.get("Retry-After")
+    await service.writer.execute(lambda c: c.execute("PRAGMA query_only=0"))
+    status, data, _ = await post(service, "dialer", body, hmac_headers(body, SECRET))
+    assert (status, data["status"]) == (200, "stored")
+    assert await event_count(service) == 1
+
+
+async def test_events_api_pages_and_filters(service):
+    for i in range(5):
+        body = dumps(unlimcall(to=f"+1202555{i:04d}"))
+        await post(service, "dialer", body, hmac_headers(body, SECRET))
+    _, page = await admin(service, "/api/events?limit=2")
+    assert len(page["events"]) == 2 and page["next_before_id"]
+    _, page2 = await admin(service, f"/api/events?limit=10&before_id={page['next_before_id']}")
+    assert len(page2["events"]) == 3 and page2["next_before_id"] is None
+    _, by_phone = await admin(service, "/api/events?phone=(202) 555-0003")
+    assert [e["phone"] for e in by_phone["events"]] == ["+12025550003"]
+    status, _ = await admin(service, "/api/events?limit=x")
+    assert status == 400
+    status, health = await admin(service, "/healthz")
+    assert status == 200 and health["ok"]
