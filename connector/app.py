@@ -12,7 +12,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from secrets import token_urlsafe
+
 from aiohttp import web
+
+from connector import secrets
 
 from connector.admin.api import AdminApi
 from connector.config import Config
@@ -21,10 +25,28 @@ from connector.receiver.hooks import HooksReceiver
 from connector.store import reader as q
 from connector.store.reader import StoreReader
 from connector.store.writer import StoreWriter
+from connector.sync import queries as sq
+from connector.sync.admin_routes import ADMIN_TOKEN_USER, add_sync_routes
+from connector.sync.settings import parse_ghl
+from connector.sync.worker import SyncWorker
 
 log = logging.getLogger(__name__)
 
 MetricsProvider = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def ensure_admin_token() -> None:
+    """Mutating admin routes need a bearer token; create one in the keyring on first start."""
+    if secrets.get_secret(ADMIN_TOKEN_USER):
+        return
+    usable, message = secrets.keyring_usable()
+    if not usable:
+        log.warning("admin replay endpoints are disabled until CALLSYNC_ADMIN_TOKEN is set (%s)", message)
+        return
+    try:
+        secrets.set_secret(ADMIN_TOKEN_USER, token_urlsafe(32))
+    except Exception as exc:  # noqa: BLE001 - keyring refused: endpoints stay disabled
+        log.warning("could not store an admin token in the keyring: %s", exc)
 
 
 def summarize_counters(totals: dict[str, int]) -> dict[str, Any]:
@@ -48,14 +70,19 @@ class Service:
         self.latency = LatencyWindow()
         self.receiver = HooksReceiver(config, self.writer, latency=self.latency, clock=clock)
         self.admin = AdminApi(self)
-        self.metric_providers: list[MetricsProvider] = []
-        self.background: list[Any] = []  # objects with async start()/stop() (the sync worker)
+        self.metric_providers: list[MetricsProvider] = [self._sync_metrics]
+        self.ghl = parse_ghl(config.raw)
+        self.worker = SyncWorker(self.writer, self.reader, self.ghl, clock=clock)
+        self.writer.hooks.append(self.worker.hook)
+        add_sync_routes(self.admin.app, self)
+        self.background: list[Any] = [self.worker]  # objects with async start()/stop()
         self._runners: list[web.AppRunner] = []
         self.hooks_port: int | None = None
         self.admin_port: int | None = None
         self.started_at: float | None = None
 
     async def start(self) -> None:
+        ensure_admin_token()
         self.writer.start()
         srv = self.config.server
         self.hooks_port = await self._listen(self.receiver.make_app(), srv.host, srv.port)
@@ -119,4 +146,10 @@ class Service:
         result["uptime_seconds"] = round(now - self.started_at, 1) if self.started_at else 0
         for provider in self.metric_providers:
             result.update(await provider())
+        result["queue_depth"] += result.get("pending", 0)
+        return result
+
+    async def _sync_metrics(self) -> dict[str, Any]:
+        result = await self.reader.run(sq.sync_metrics, self.clock())
+        result["crm"] = self.worker.state()
         return result

@@ -29,6 +29,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_server_options(sub.add_parser("serve", help="run receiver and sync worker without a window"))
     _add_server_options(sub.add_parser("gui", help="open the status window (default)"))
 
+    check = sub.add_parser("check-crm", help="verify the GoHighLevel token and location")
+    check.add_argument("--data-dir", type=Path, default=None)
+
+    replay = sub.add_parser("replay", help="re-queue CRM work")
+    replay.add_argument("--data-dir", type=Path, default=None)
+    what = replay.add_mutually_exclusive_group(required=True)
+    what.add_argument("--dead", action="store_true", help="every dead letter")
+    what.add_argument("--call", metavar="SOURCE/CALL_ID", help="one call")
+    what.add_argument("--since", metavar="ISO8601", help="calls finished since this time")
+    replay.add_argument("--until", metavar="ISO8601", help="with --since: up to this time")
+
+    dead = sub.add_parser("dead", help="list dead letters with their last error")
+    dead.add_argument("--data-dir", type=Path, default=None)
+    dead.add_argument("--json", action="store_true", help="machine-readable output")
+
     secret = sub.add_parser("secret", help="store or remove a secret in the OS keyring")
     secret.add_argument("action", choices=("set", "delete", "status"))
     secret.add_argument("user", nargs="?", help="e.g. source:dialer, source:dialer:previous, crm:ghl")
@@ -96,6 +111,70 @@ def secret_command(args: argparse.Namespace) -> int:
         return 1
 
 
+def check_crm_command(config: Config) -> int:
+    from connector.secrets import get_secret
+    from connector.sync.settings import parse_ghl
+    from connector.sync.worker import TOKEN_USER, check_crm
+
+    result = asyncio.run(check_crm(parse_ghl(config.raw), get_secret(TOKEN_USER)))
+    print(("OK: " if result["ok"] else "FAILED: ") + result["verdict"])
+    return 0 if result["ok"] else 1
+
+
+def replay_command(config: Config, args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from connector.store.writer import StoreWriter
+    from connector.sync import outbox
+    from connector.sync.admin_routes import replay_selection
+
+    body = {"dead": args.dead, "call": args.call, "since": args.since, "until": args.until}
+    try:
+        selection = replay_selection(body)
+    except web.HTTPBadRequest as exc:
+        print(f"callsync: {exc.text}", file=sys.stderr)
+        return 2
+    # A second writer process is safe (BEGIN IMMEDIATE + busy_timeout); a running worker
+    # picks the re-queued jobs up within seconds.
+    writer = StoreWriter(str(config.db_path))
+    writer.start()
+    try:
+        import time
+
+        count = writer.execute_sync(lambda c: outbox.replay(c, time.time(), **selection))
+    finally:
+        writer.stop()
+    print(f"re-queued {count} job(s)")
+    return 0
+
+
+def dead_command(config: Config, args: argparse.Namespace) -> int:
+    import json
+    from datetime import datetime
+
+    from connector.store.reader import StoreReader
+    from connector.store.schema import prepare
+    from connector.sync.queries import list_dead
+
+    prepare(str(config.db_path))
+    reader = StoreReader(str(config.db_path))
+    try:
+        rows = reader.query(list_dead)
+    finally:
+        reader.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no dead letters")
+        return 0
+    for row in rows:
+        when = datetime.fromtimestamp(row["updated_at"]).strftime("%Y-%m-%d %H:%M")
+        print(f"#{row['id']:<6} {when}  {row['source']}/{row['call_id']}  {row['phone'] or '-'}  "
+              f"{row['outcome'] or '-'}  tries={row['attempts']}\n        {row['last_error']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -112,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"callsync: configuration error: {exc}", file=sys.stderr)
         return 2
+    if command == "check-crm":
+        return check_crm_command(config)
+    if command == "replay":
+        return replay_command(config, args)
+    if command == "dead":
+        return dead_command(config, args)
     try:
         if command == "serve":
             return asyncio.run(serve(config))

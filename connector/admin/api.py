@@ -42,10 +42,21 @@ def require_token(token_for: Callable[[], str | None], handler: Handler) -> Hand
     return guarded
 
 
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Client errors as JSON with a reason, like every other admin answer."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return web.json_response({"error": exc.text or exc.reason}, status=exc.status)
+
+
 class AdminApi:
     def __init__(self, service: Any) -> None:
         self.service = service  # connector.app.Service: metrics(), reader, health()
-        self.app = web.Application()
+        self.app = web.Application(middlewares=[json_errors])
         self.app.router.add_get("/healthz", self.healthz)
         self.app.router.add_get("/api/metrics", self.metrics)
         self.app.router.add_get("/api/events", self.events)

@@ -47,9 +47,9 @@ def redact(headers: dict[str, str], source: SourceConfig) -> dict[str, str]:
     return {k: ("[redacted]" if k.lower() in secret_names else v) for k, v in headers.items()}
 
 
-def _reply(status: int, **body: object) -> web.Response:
-    headers = {"Retry-After": "5"} if status == 503 else None
-    return web.json_response(body, status=status, headers=headers)
+def _reply(http_status: int, **body: object) -> web.Response:
+    headers = {"Retry-After": "5"} if http_status == 503 else None
+    return web.json_response(body, status=http_status, headers=headers)
 
 
 class HooksReceiver:

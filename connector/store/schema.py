@@ -80,7 +80,64 @@ def _v1_receiver(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_receiver]
+def _v2_sync(db: sqlite_utils.Database) -> None:
+    # Outbox: one job per call that reached an outcome; claimed with a lease.
+    db["jobs"].create(
+        {
+            "id": int,
+            "source": str,
+            "call_id": str,
+            "status": str,  # pending | leased | done | dead
+            "attempts": int,  # every try, including rate-limited ones
+            "failures": int,  # failed tries: index into the retry schedule
+            "next_attempt_at": float,
+            "lease_until": float,
+            "last_error": str,
+            "created_at": float,  # when the event that finished the call was received
+            "updated_at": float,
+            "done_at": float,
+        },
+        pk="id",
+        not_null={"source", "call_id", "status", "attempts", "failures", "created_at"},
+        defaults={"attempts": 0, "failures": 0},
+    )
+    db.execute("CREATE UNIQUE INDEX jobs_call ON jobs(source, call_id)")
+    db["jobs"].create_index(["status", "next_attempt_at"], index_name="jobs_due")
+    db["jobs"].create_index(["status", "done_at"], index_name="jobs_done")
+    # Steps of a job already carried out (or started: outcome unknown), for idempotent retries.
+    db["job_steps"].create(
+        {"job_id": int, "step": str, "state": str, "result": str, "at": float},
+        pk=("job_id", "step"),
+        not_null={"job_id", "step", "state"},
+    )
+    # Delivery log: every CRM request.
+    db["attempts"].create(
+        {
+            "id": int,
+            "job_id": int,
+            "at": float,
+            "kind": str,
+            "method": str,
+            "path": str,
+            "status": int,
+            "response": str,
+            "trace_id": str,
+            "duration_ms": float,
+            "error": str,
+        },
+        pk="id",
+    )
+    db["attempts"].create_index(["job_id"], index_name="attempts_job")
+    # Contact cache (phone -> CRM contact, its tags and fields as last seen) and callback counters.
+    db["contacts"].create(
+        {"phone": str, "contact_id": str, "tags_json": str, "fields_json": str, "checked_at": float},
+        pk="phone",
+    )
+    db["callback_counters"].create({"phone": str, "count": int, "updated_at": float}, pk="phone")
+    db["worker_state"].create({"key": str, "value": str}, pk="key")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_receiver, _v2_sync]
 
 
 def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
@@ -110,3 +167,12 @@ def migrate(conn: sqlite3.Connection) -> int:
             conn.execute("ROLLBACK")
             raise
     return len(MIGRATIONS)
+
+
+def prepare(path: str) -> None:
+    """Create or migrate the store file (for tools that only read it)."""
+    conn = connect(path)
+    try:
+        migrate(conn)
+    finally:
+        conn.close()

@@ -200,11 +200,18 @@ async def test_secret_sources_previous_env_and_none(service, monkeypatch):
 
 
 async def test_storage_failure_answers_503_and_a_retry_succeeds(service):
-    body = dumps(unlimcall())
-    await service.writer.execute(lambda c: c.execute("PRAGMA query_only=1"))
+    # A full disk: the store may not grow, and this event needs new (overflow) pages.
+    body = dumps(unlimcall(notes="x" * 50_000))
+
+    def disk_full(conn):
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    await service.writer.execute(disk_full)
     status, data, headers = await post(service, "dialer", body, hmac_headers(body, SECRET))
-    assert status == 503 and headers.get("Retry-After")
-    await service.writer.execute(lambda c: c.execute("PRAGMA query_only=0"))
+    assert status == 503 and headers.get("Retry-After") and data["reason"] == "storage_error"
+    assert await event_count(service) == 0
+    await service.writer.execute(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
     status, data, _ = await post(service, "dialer", body, hmac_headers(body, SECRET))
     assert (status, data["status"]) == (200, "stored")
     assert await event_count(service) == 1

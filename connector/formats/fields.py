@@ -1,0 +1,353 @@
+"""Helpers shared by all payload normalizers: field aliases, coercion, event assembly."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Callable, Mapping
+
+from connector.calls import outcome_for_disposition
+from connector.model import (
+    ANSWERED,
+    BUSY,
+    CANCELED,
+    COMPLETED,
+    FAILED,
+    INITIATED,
+    NO_ANSWER,
+    OUTCOME_BUSY,
+    OUTCOME_NO_ANSWER,
+    OUTCOME_VOICEMAIL,
+    QUEUED,
+    RINGING,
+    TERMINAL_STATUSES,
+    VOICEMAIL,
+    CallEvent,
+    PayloadError,
+)
+
+NON_CALL_PREFIXES = ("agent.", "lead.", "alert.")
+CALL_PREFIXES = ("call.", "twilio.")
+
+# Sender field names for each CallEvent field, first match wins (names are case-sensitive).
+ALIASES: dict[str, tuple[str, ...]] = {
+    "call_id": ("call_id", "call_uuid", "CallSid", "callId", "call_sid", "callSid", "callUuid"),
+    "from_number": ("from", "From", "from_number", "fromNumber", "caller", "caller_number"),
+    "to_number": ("to", "To", "to_number", "toNumber", "callee", "callee_number"),
+    "direction": ("direction", "Direction", "call_direction"),
+    "sequence": ("sequence", "SequenceNumber", "sequence_number", "seq"),
+    "initiated_at": ("initiated_at", "initiatedAt", "started_at", "startedAt", "start_time", "startTime"),
+    "answered_at": ("answered_at", "answeredAt", "answer_time", "answerTime"),
+    "ended_at": ("ended_at", "endedAt", "end_time", "endTime", "completed_at"),
+    "talk_seconds": (
+        "duration_seconds", "duration", "CallDuration", "talk_seconds", "talk_time", "billsec", "durationSeconds",
+    ),
+    "ring_seconds": ("ring_seconds", "ring_time", "ringSeconds"),
+    "disposition": ("disposition", "outcome", "Disposition"),
+    "hangup_cause": ("hangup_cause", "hangupCause", "HangupCause"),
+    "sip_code": ("sip_response_code", "sip_code", "sip_status", "SipResponseCode", "sipCode"),
+    "agent": ("agent", "seat_id", "agent_id", "agentId"),
+    "did": ("did", "did_id", "didId"),
+    "campaign": ("campaign", "campaign_name", "campaign_id", "campaignId"),
+    "recording_url": ("recording_url", "recordingUrl", "RecordingUrl"),
+    "answered_by": ("answered_by", "answeredBy", "AnsweredBy", "amd_result"),
+}
+PHONE_ALIASES = ("phone_number", "phoneNumber", "phone")
+STATUS_ALIASES = ("status", "call_status", "callStatus", "CallStatus", "state")
+TIME_FIELDS = ("initiated_at", "answered_at", "ended_at")
+
+# Fields whose presence marks an event as being about a call.
+CALL_EVIDENCE = ("status", *TIME_FIELDS, "talk_seconds", "ring_seconds", "hangup_cause", "sip_code", "answered_by")
+
+STATUS_WORDS = {
+    QUEUED: ("queued",),
+    INITIATED: ("initiated", "started", "dialing", "created"),
+    RINGING: ("ringing", "ring", "alerting"),
+    ANSWERED: ("answered", "in-progress", "connected", "bridged"),
+    COMPLETED: ("completed", "ended", "hangup", "finished"),
+    BUSY: ("busy",),
+    NO_ANSWER: ("no-answer", "noanswer", "unanswered"),
+    FAILED: ("failed", "error"),
+    CANCELED: ("canceled", "cancelled"),
+    VOICEMAIL: ("voicemail", "voicemail-detected", "machine"),
+}
+_WORD_STATUS = {word: status for status, words in STATUS_WORDS.items() for word in words}
+
+BUSY_SIP_CODES = frozenset({486, 600})
+NO_ANSWER_SIP_CODES = frozenset({480, 408, 487})
+BUSY_CAUSES = frozenset({"user_busy", "busy", "17"})
+NO_ANSWER_CAUSES = frozenset({"no_answer", "no_user_response", "noanswer", "18", "19"})
+FAILED_DISPOSITIONS = frozenset({"failed", "error"})
+_OUTCOME_STATUS = {OUTCOME_NO_ANSWER: NO_ANSWER, OUTCOME_BUSY: BUSY, OUTCOME_VOICEMAIL: VOICEMAIL}
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What the entry point knows about one item of a request body."""
+
+    message_id: str | None  # the sender's event id (webhook-id header or a top-level id)
+    digest: str  # "sha256:<hex of the raw body>", suffixed "#<index>" in a batch
+
+
+# --- coercion -----------------------------------------------------------------
+
+
+def text(value: Any) -> str | None:
+    """A stripped string, or ``None`` for blanks and non-scalars."""
+    if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
+        return None
+    result = str(value).strip()
+    return result or None
+
+
+def to_int(value: Any) -> int | None:
+    """An integer from 486, "486" or "486 Busy Here"; ``None`` otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    match = re.match(r"\s*(-?\d+)\b", value) if isinstance(value, str) else None
+    return int(match.group(1)) if match else None
+
+
+def to_seconds(value: Any) -> float | None:
+    """Seconds from a number, a numeric string or "[hh:]mm:ss"; ``None`` otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if value >= 0 else None
+    raw = text(value)
+    if raw is None:
+        return None
+    parts = raw.split(":")
+    try:
+        numbers = [float(part) for part in parts]
+    except ValueError:
+        return None
+    if len(numbers) > 3 or any(n < 0 for n in numbers):
+        return None
+    total = 0.0
+    for number in numbers:
+        total = total * 60 + number
+    return total
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An aware UTC datetime from ISO 8601, RFC 2822 or epoch seconds/milliseconds."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
+        value = float(value)
+    if isinstance(value, (int, float)):
+        seconds = value / 1000 if value > 1e11 else value
+        try:
+            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    raw = text(value)
+    if raw is None:
+        return None
+    moment = None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            return None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    """``2026-06-04T09:14:22Z``; milliseconds are kept when not zero."""
+    base = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{moment.microsecond // 1000:03d}Z" if moment.microsecond else f"{base}Z"
+
+
+def to_iso(value: Any) -> str | None:
+    moment = parse_time(value)
+    return iso(moment) if moment else None
+
+
+def seconds_between(start: str | None, end: str | None) -> float | None:
+    a, b = parse_time(start), parse_time(end)
+    return (b - a).total_seconds() if a and b and b >= a else None
+
+
+def direction(value: Any) -> str | None:
+    """"inbound"/"outbound" from inbound, incoming, outbound-api, outbound-dial, outgoing ..."""
+    word = (text(value) or "").lower()
+    if word.startswith(("inbound", "incoming")) or word == "in":
+        return "inbound"
+    if word.startswith(("outbound", "outgoing")) or word == "out":
+        return "outbound"
+    return None
+
+
+def status_word(value: Any) -> str | None:
+    """The lifecycle status a word such as "in-progress" or "no_answer" names, if any."""
+    word = re.sub(r"[\s._]+", "-", (text(value) or "").lower())
+    return _WORD_STATUS.get(word)
+
+
+def pick(data: Mapping[str, Any], names: tuple[str, ...]) -> Any:
+    """The first value among ``names`` that is not ``None`` or blank."""
+    for name in names:
+        value = data.get(name)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def event_type(value: Any, what: str = "event type") -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise PayloadError(f"missing {what}" if value in (None, "") else f"{what} must be a string")
+    return value.strip()
+
+
+def is_non_call_type(kind: str) -> bool:
+    return kind.startswith(NON_CALL_PREFIXES)
+
+
+# --- field mapping ------------------------------------------------------------
+
+_COERCE: dict[str, Callable[[Any], Any]] = {
+    "direction": direction,
+    "sequence": to_int,
+    "sip_code": to_int,
+    "talk_seconds": to_seconds,
+    "ring_seconds": to_seconds,
+    **{name: to_iso for name in TIME_FIELDS},
+}
+
+
+def call_values(data: Mapping[str, Any], *, default_direction: str | None = None) -> dict[str, Any]:
+    """CallEvent keyword values found in a flat sender object (aliases resolved, types coerced).
+
+    A bare ``phone_number`` is the other party: ``to_number`` unless the call is inbound.
+    Timestamps that cannot be parsed are kept verbatim in ``extra["unparsed"]``.
+    """
+    values: dict[str, Any] = {}
+    unparsed: dict[str, Any] = {}
+    for name, names in ALIASES.items():
+        raw = pick(data, names)
+        values[name] = _COERCE.get(name, text)(raw)
+        if raw is not None and values[name] is None and name in TIME_FIELDS:
+            unparsed[name] = raw
+    values["direction"] = values["direction"] or default_direction
+    phone = text(pick(data, PHONE_ALIASES))
+    slot = "from_number" if values["direction"] == "inbound" else "to_number"
+    if phone and values[slot] is None:
+        values[slot] = phone
+    values["extra"] = {"unparsed": unparsed} if unparsed else {}
+    return values
+
+
+def data_status(data: Mapping[str, Any]) -> str | None:
+    """The status named by a ``status``-like field of a sender object."""
+    return status_word(pick(data, STATUS_ALIASES))
+
+
+def status_from_disposition(label: str | None) -> str | None:
+    """A specific terminal status implied by a disposition (no answer, busy, voicemail, failed)."""
+    if not label:
+        return None
+    if label.strip().lower() in FAILED_DISPOSITIONS:
+        return FAILED
+    return _OUTCOME_STATUS.get(outcome_for_disposition(label))
+
+
+def status_from_signal(sip_code: int | None, *causes: Any) -> str | None:
+    """BUSY / NO_ANSWER implied by a SIP response code or a hangup cause (name or Q.850 code)."""
+    words = {(text(cause) or "").lower() for cause in causes}
+    if sip_code in BUSY_SIP_CODES or words & BUSY_CAUSES:
+        return BUSY
+    if sip_code in NO_ANSWER_SIP_CODES or words & NO_ANSWER_CAUSES:
+        return NO_ANSWER
+    return None
+
+
+def settle_status(status: str | None, values: Mapping[str, Any], *causes: Any) -> str | None:
+    """Refine a plain COMPLETED / FAILED with the SIP code, hangup cause and disposition.
+
+    SIP code and hangup cause only count for calls that were never answered; a
+    disposition refines COMPLETED only.
+    """
+    if status not in (COMPLETED, FAILED):
+        return status
+    answered = values.get("answered_at") is not None or bool(values.get("talk_seconds"))
+    if not answered:
+        by_signal = status_from_signal(values.get("sip_code"), values.get("hangup_cause"), *causes)
+        if by_signal:
+            return by_signal
+    if status == COMPLETED:
+        return status_from_disposition(values.get("disposition")) or COMPLETED
+    return status
+
+
+# --- event assembly -----------------------------------------------------------
+
+_NATURAL_TIME = {INITIATED: "initiated_at", ANSWERED: "answered_at"}
+
+
+def _settle_times(values: dict[str, Any]) -> None:
+    """Fill occurred_at from the lifecycle time the status names, or that time from occurred_at."""
+    status = values.get("status")
+    natural = _NATURAL_TIME.get(status) or ("ended_at" if status in TERMINAL_STATUSES - {VOICEMAIL} else None)
+    if values.get("occurred_at") is None:
+        known = [values[name] for name in TIME_FIELDS if values.get(name)]
+        values["occurred_at"] = values.get(natural) if natural else None
+        if values["occurred_at"] is None and known:
+            values["occurred_at"] = max(known, key=lambda stamp: parse_time(stamp))
+    elif natural and values.get(natural) is None:
+        values[natural] = values["occurred_at"]
+    if values.get("ring_seconds") is None and values.get("initiated_at"):
+        if values.get("answered_at"):
+            values["ring_seconds"] = seconds_between(values["initiated_at"], values["answered_at"])
+        elif values.get("ended_at") and not values.get("talk_seconds"):
+            values["ring_seconds"] = seconds_between(values["initiated_at"], values["ended_at"])
+
+
+def build_event(
+    fmt: str,
+    kind: str,
+    values: dict[str, Any],
+    delivery: Delivery,
+    *,
+    raw: Mapping[str, Any],
+    call_types: tuple[str, ...] = (),
+    call_key: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> CallEvent:
+    """Assemble a CallEvent: decide call / non-call, settle times, choose the dedupe key.
+
+    Raises PayloadError for a call event without a call id.  An unknown type
+    without a call id and without call fields becomes a non-call event.
+    """
+    values = dict(values)
+    values["extra"] = {**values.get("extra", {}), **(extra or {})}
+    call_id = values.get("call_id")
+    if is_non_call_type(kind):
+        is_call = False
+    elif call_id:
+        is_call = True
+    elif kind in call_types or kind.startswith(CALL_PREFIXES) or any(values.get(f) is not None for f in CALL_EVIDENCE):
+        raise PayloadError("call event without a call id")
+    else:
+        is_call = False
+    if not is_call:
+        values.update(call_id=None, status=None)
+        values["extra"]["data"] = dict(raw)
+    _settle_times(values)
+    fallback = (call_key or f"{call_id}:{kind}") if is_call else delivery.digest
+    return CallEvent(
+        format=fmt,
+        event_type=kind,
+        dedupe_key=delivery.message_id or fallback,
+        is_call_event=is_call,
+        **values,
+    )

@@ -1,0 +1,1 @@
+"""Outbound sync of call outcomes to CRMs (no Qt here)."""

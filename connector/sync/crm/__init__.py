@@ -1,0 +1,31 @@
+"""CRM clients used by the sync engine."""
+
+from .errors import (
+    AuthError,
+    CrmError,
+    DailyLimitReached,
+    PermanentError,
+    RateLimited,
+    TransientError,
+    UnknownOutcome,
+)
+from .ghl import API_VERSIONS, Attempt, GhlClient, RateLimitInfo, api_version_for
+from .ratelimit import Permit, TokenBucket, parse_rate
+
+__all__ = [
+    "API_VERSIONS",
+    "Attempt",
+    "AuthError",
+    "CrmError",
+    "DailyLimitReached",
+    "GhlClient",
+    "PermanentError",
+    "Permit",
+    "RateLimitInfo",
+    "RateLimited",
+    "TokenBucket",
+    "TransientError",
+    "UnknownOutcome",
+    "api_version_for",
+    "parse_rate",
+]

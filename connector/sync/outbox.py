@@ -1,0 +1,234 @@
+"""The outbox: SQL on the writer connection (every function runs inside the writer's transaction).
+
+Jobs are created by :func:`enqueue_on_outcome`, a store hook, in the same
+transaction that stored the event which finished the call.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from connector.store.writer import Stored, hour_of
+
+# Steps whose outcome at the CRM is unknown after a crash are re-checked before re-posting.
+CHECKED_STEPS = ("note", "task")
+
+
+def bump(conn: sqlite3.Connection, name: str, at: float, n: int = 1) -> None:
+    conn.execute(
+        "INSERT INTO stats_hourly (hour, name, n) VALUES (?,?,?) "
+        "ON CONFLICT(hour, name) DO UPDATE SET n = n + excluded.n",
+        (hour_of(at), name, n),
+    )
+
+
+def enqueue_on_outcome(conn: sqlite3.Connection, stored: Stored) -> bool:
+    """Queue CRM work the first time a call reaches an outcome."""
+    record = stored.record
+    if record is None or not record.outcome:
+        return False
+    if stored.before is not None and stored.before.outcome:
+        return False
+    cur = conn.execute(
+        "INSERT INTO jobs (source, call_id, status, attempts, failures, next_attempt_at, created_at, updated_at) "
+        "VALUES (?, ?, 'pending', 0, 0, ?, ?, ?) ON CONFLICT(source, call_id) DO NOTHING",
+        (stored.source, record.call_id, stored.received_at, stored.received_at, stored.received_at),
+    )
+    return cur.rowcount == 1
+
+
+def claim(conn: sqlite3.Connection, now: float, lease_seconds: float) -> dict[str, Any] | None:
+    """Take the most overdue job (or one whose lease expired: its worker died)."""
+    row = conn.execute(
+        "SELECT id FROM jobs WHERE (status = 'pending' AND next_attempt_at <= ?) "
+        "OR (status = 'leased' AND lease_until < ?) ORDER BY next_attempt_at, id LIMIT 1",
+        (now, now),
+    ).fetchone()
+    if row is None:
+        return None
+    conn.execute(
+        "UPDATE jobs SET status = 'leased', lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?",
+        (now + lease_seconds, now, row[0]),
+    )
+    job = conn.execute("SELECT * FROM jobs WHERE id = ?", (row[0],)).fetchone()
+    return dict(job)
+
+
+def steps(conn: sqlite3.Connection, job_id: int) -> dict[str, tuple[str, Any]]:
+    return {
+        step: (state, json.loads(result) if result else None)
+        for step, state, result in conn.execute(
+            "SELECT step, state, result FROM job_steps WHERE job_id = ?", (job_id,)
+        )
+    }
+
+
+def set_step(conn: sqlite3.Connection, job_id: int, step: str, state: str, result: Any, at: float) -> None:
+    conn.execute(
+        "INSERT INTO job_steps (job_id, step, state, result, at) VALUES (?,?,?,?,?) "
+        "ON CONFLICT(job_id, step) DO UPDATE SET state = excluded.state, result = excluded.result, at = excluded.at",
+        (job_id, step, state, json.dumps(result), at),
+    )
+
+
+def count_callback(conn: sqlite3.Connection, job_id: int, phone: str, count: int, at: float) -> None:
+    """Write the new counter value and mark the step done in one transaction: never counted twice."""
+    conn.execute(
+        "INSERT INTO callback_counters (phone, count, updated_at) VALUES (?,?,?) "
+        "ON CONFLICT(phone) DO UPDATE SET count = excluded.count, updated_at = excluded.updated_at",
+        (phone, count, at),
+    )
+    set_step(conn, job_id, "callback", "done", {"count": count}, at)
+
+
+def complete(conn: sqlite3.Connection, job_id: int, now: float) -> None:
+    conn.execute(
+        "UPDATE jobs SET status = 'done', done_at = ?, lease_until = NULL, last_error = NULL, updated_at = ? "
+        "WHERE id = ?",
+        (now, now, job_id),
+    )
+    bump(conn, "processed", now)
+
+
+def retry_later(conn: sqlite3.Connection, job_id: int, at: float, error: str, now: float, *, failure: bool) -> None:
+    conn.execute(
+        "UPDATE jobs SET status = 'pending', next_attempt_at = ?, lease_until = NULL, last_error = ?, "
+        "failures = failures + ?, updated_at = ? WHERE id = ?",
+        (at, error, 1 if failure else 0, now, job_id),
+    )
+    if failure:
+        bump(conn, "sync_failed", now)
+
+
+def kill(conn: sqlite3.Connection, job_id: int, error: str, now: float) -> None:
+    conn.execute(
+        "UPDATE jobs SET status = 'dead', lease_until = NULL, last_error = ?, failures = failures + 1, "
+        "updated_at = ? WHERE id = ?",
+        (error, now, job_id),
+    )
+    bump(conn, "sync_failed", now)
+    bump(conn, "dead", now)
+
+
+def replay(
+    conn: sqlite3.Connection,
+    now: float,
+    *,
+    dead: bool = False,
+    source: str | None = None,
+    call_id: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    job_ids: list[int] | None = None,
+) -> int:
+    """Re-queue jobs. Finished calls in a time range that never had a job get one.
+
+    Dead jobs keep the steps they finished. Replaying a job that was done re-applies tags and
+    fields, and re-checks (not blindly re-posts) its note and task; a callback counter is never
+    counted twice.
+    """
+    where, args = [], []
+    if dead:
+        where.append("status = 'dead'")
+    if source and call_id:
+        where.append("source = ? AND call_id = ?")
+        args += [source, call_id]
+    if since is not None:
+        where.append("created_at >= ?")
+        args.append(since)
+    if until is not None:
+        where.append("created_at < ?")
+        args.append(until)
+    if job_ids is not None:
+        where.append(f"id IN ({','.join('?' for _ in job_ids)})")
+        args += job_ids
+    if not where:
+        raise ValueError("replay needs --dead, --call or --since")
+    created = 0
+    if not dead and job_ids is None:
+        call_where = ["outcome IS NOT NULL"]
+        call_args: list[Any] = []
+        if source and call_id:
+            call_where.append("source = ? AND call_id = ?")
+            call_args += [source, call_id]
+        if since is not None:
+            call_where.append("updated_at >= ?")
+            call_args.append(since)
+        if until is not None:
+            call_where.append("updated_at < ?")
+            call_args.append(until)
+        cur = conn.execute(
+            "INSERT INTO jobs (source, call_id, status, attempts, failures, next_attempt_at, created_at, updated_at) "
+            f"SELECT source, call_id, 'pending', 0, 0, ?, updated_at, ? FROM calls WHERE {' AND '.join(call_where)} "
+            "AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.source = calls.source AND j.call_id = calls.call_id)",
+            [now, now, *call_args],
+        )
+        created = cur.rowcount
+    ids = [
+        r[0]
+        for r in conn.execute(f"SELECT id FROM jobs WHERE status != 'leased' AND {' AND '.join(where)}", args)
+    ]
+    for job_id in ids:
+        conn.execute(
+            "DELETE FROM job_steps WHERE job_id = ? AND step NOT IN ('callback', 'contact', 'note', 'task')",
+            (job_id,),
+        )
+        conn.execute(
+            f"UPDATE job_steps SET state = 'started' WHERE job_id = ? AND step IN "
+            f"({','.join('?' for _ in CHECKED_STEPS)}) AND state = 'done' "
+            "AND (SELECT status FROM jobs WHERE id = ?) = 'done'",
+            (job_id, *CHECKED_STEPS, job_id),
+        )
+        conn.execute(
+            "UPDATE jobs SET status = 'pending', failures = 0, next_attempt_at = ?, last_error = NULL, "
+            "done_at = NULL, updated_at = ? WHERE id = ?",
+            (now, now, job_id),
+        )
+    return len(ids) + created
+
+
+def discard(conn: sqlite3.Connection, job_ids: list[int], now: float) -> int:
+    if not job_ids:
+        return 0
+    cur = conn.execute(
+        f"UPDATE jobs SET status = 'discarded', updated_at = ? WHERE status = 'dead' AND id IN "
+        f"({','.join('?' for _ in job_ids)})",
+        (now, *job_ids),
+    )
+    return cur.rowcount
+
+
+def record_attempts(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    conn.executemany(
+        "INSERT INTO attempts (job_id, at, kind, method, path, status, response, trace_id, duration_ms, error) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?)",
+        rows,
+    )
+
+
+def cache_contact(conn: sqlite3.Connection, phone: str, contact: dict[str, Any], at: float) -> None:
+    fields = {f.get("id"): f.get("value", f.get("field_value")) for f in contact.get("customFields") or []}
+    conn.execute(
+        "INSERT INTO contacts (phone, contact_id, tags_json, fields_json, checked_at) VALUES (?,?,?,?,?) "
+        "ON CONFLICT(phone) DO UPDATE SET contact_id = excluded.contact_id, tags_json = excluded.tags_json, "
+        "fields_json = excluded.fields_json, checked_at = excluded.checked_at",
+        (phone, contact["id"], json.dumps(contact.get("tags") or []), json.dumps(fields), at),
+    )
+
+
+def update_contact_cache(
+    conn: sqlite3.Connection, phone: str, tags: list[str] | None = None, fields: dict[str, Any] | None = None
+) -> None:
+    if tags is not None:
+        conn.execute("UPDATE contacts SET tags_json = ? WHERE phone = ?", (json.dumps(tags), phone))
+    if fields is not None:
+        conn.execute("UPDATE contacts SET fields_json = ? WHERE phone = ?", (json.dumps(fields), phone))
+
+
+def set_state(conn: sqlite3.Connection, key: str, value: Any) -> None:
+    conn.execute(
+        "INSERT INTO worker_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, json.dumps(value)),
+    )

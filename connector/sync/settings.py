@@ -1,0 +1,152 @@
+"""``[crm.ghl]`` and ``[[rules]]`` from config.toml -> typed settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from connector.config import ConfigError
+from connector.model import OUTCOMES
+
+MISSING_CONTACT = ("create", "skip")
+CALLBACK_ACTIONS = ("increment", "reset", "none")
+FIELD_VALUE_KEYS = ("field_value", "value", "fieldValue")
+
+
+@dataclass(slots=True)
+class Rule:
+    """Outcome (and optionally disposition / campaign) -> what to write to the contact."""
+
+    outcome: list[str] = field(default_factory=list)  # empty = any outcome
+    disposition: list[str] = field(default_factory=list)  # case-insensitive, empty = any
+    campaign: list[str] = field(default_factory=list)
+    add_tags: list[str] = field(default_factory=list)
+    remove_tags: list[str] = field(default_factory=list)
+    note: bool = True
+    callback: str = "none"  # increment | reset | none
+    task: str = ""  # task title; empty = no task
+    task_due_hours: float = 24.0
+
+    def matches(self, outcome: str | None, disposition: str | None, campaign: str | None) -> bool:
+        def ok(allowed: list[str], value: str | None) -> bool:
+            return not allowed or (value is not None and value.casefold() in {a.casefold() for a in allowed})
+
+        return ok(self.outcome, outcome) and ok(self.disposition, disposition) and ok(self.campaign, campaign)
+
+
+# Defaults that work with zero configuration (documented in the README).
+DEFAULT_RULES: tuple[Rule, ...] = (
+    Rule(outcome=["sale"], add_tags=["call connected", "sale"], remove_tags=["no answer"], callback="reset"),
+    Rule(outcome=["connected"], add_tags=["call connected"], remove_tags=["no answer"], callback="reset"),
+    Rule(outcome=["no_answer"], add_tags=["no answer"], callback="increment"),
+    Rule(outcome=["busy"], add_tags=["no answer", "busy"], callback="increment"),
+    Rule(outcome=["voicemail"], add_tags=["voicemail"], callback="increment"),
+    Rule(outcome=["failed"], add_tags=["call failed"]),
+    Rule(
+        outcome=["abandoned"],
+        add_tags=["abandoned call"],
+        task="Call back: abandoned call",
+        task_due_hours=1.0,
+    ),
+    Rule(outcome=["canceled"]),
+)
+
+
+@dataclass(slots=True)
+class GhlSettings:
+    location_id: str = ""
+    base_url: str = "https://services.leadconnectorhq.com"
+    rate_limit: str = "100/10s"
+    daily_limit: int = 200_000
+    custom_field_value_key: str = "field_value"
+    default_region: str = "US"
+    missing_contact: str = "create"
+    callback_threshold: int = 3
+    callback_exhausted_tag: str = "callback exhausted"
+    active_dialing_tag: str = "active dialing"
+    outcome_field: str = "contact.last_call_outcome"  # custom field keys; "" = do not write
+    call_date_field: str = "contact.last_call_date"
+    callback_count_field: str = "contact.callback_count"
+    concurrency: int = 8
+    timeout_seconds: float = 30.0
+    contact_cache_seconds: float = 900.0
+    rules: list[Rule] = field(default_factory=lambda: list(DEFAULT_RULES))
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.location_id)
+
+    def rule_for(self, outcome: str | None, disposition: str | None, campaign: str | None) -> Rule | None:
+        """User rules first (in file order), then the defaults; first match wins."""
+        for rule in [*self.rules, *DEFAULT_RULES]:
+            if rule.matches(outcome, disposition, campaign):
+                return rule
+        return None
+
+
+def _strings(value: Any, where: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ConfigError(f"{where} must be a string or a list of strings")
+
+
+def parse_rule(table: dict[str, Any], index: int) -> Rule:
+    where = f"rules[{index}]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table ([[rules]])")
+    known = set(Rule.__dataclass_fields__)
+    unknown = set(table) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
+    rule = Rule(
+        outcome=_strings(table.get("outcome", []), f"{where}.outcome"),
+        disposition=_strings(table.get("disposition", []), f"{where}.disposition"),
+        campaign=_strings(table.get("campaign", []), f"{where}.campaign"),
+        add_tags=_strings(table.get("add_tags", []), f"{where}.add_tags"),
+        remove_tags=_strings(table.get("remove_tags", []), f"{where}.remove_tags"),
+        note=bool(table.get("note", True)),
+        callback=str(table.get("callback", "none")),
+        task=str(table.get("task", "")),
+        task_due_hours=float(table.get("task_due_hours", 24.0)),
+    )
+    for outcome in rule.outcome:
+        if outcome not in OUTCOMES:
+            raise ConfigError(f"{where}.outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
+    if rule.callback not in CALLBACK_ACTIONS:
+        raise ConfigError(f"{where}.callback must be one of {', '.join(CALLBACK_ACTIONS)}")
+    return rule
+
+
+def parse_ghl(data: dict[str, Any]) -> GhlSettings:
+    table = data.get("crm", {}).get("ghl", {})
+    if not isinstance(table, dict):
+        raise ConfigError("[crm.ghl] must be a table")
+    defaults = GhlSettings()
+    values: dict[str, Any] = {}
+    for name in GhlSettings.__dataclass_fields__:
+        if name == "rules" or name not in table:
+            continue
+        default = getattr(defaults, name)
+        value = table[name]
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not type(default):
+            raise ConfigError(f"crm.ghl.{name} must be {type(default).__name__}, got {value!r}")
+        values[name] = value
+    unknown = set(table) - set(GhlSettings.__dataclass_fields__)
+    if unknown:
+        raise ConfigError(f"crm.ghl: unknown keys {sorted(unknown)}")
+    settings = GhlSettings(**values)
+    if settings.missing_contact not in MISSING_CONTACT:
+        raise ConfigError(f"crm.ghl.missing_contact must be one of {', '.join(MISSING_CONTACT)}")
+    if settings.custom_field_value_key not in FIELD_VALUE_KEYS:
+        raise ConfigError(f"crm.ghl.custom_field_value_key must be one of {', '.join(FIELD_VALUE_KEYS)}")
+    if settings.callback_threshold < 1 or settings.concurrency < 1:
+        raise ConfigError("crm.ghl.callback_threshold and crm.ghl.concurrency must be at least 1")
+    rules = data.get("rules", [])
+    if not isinstance(rules, list):
+        raise ConfigError("rules must be an array of tables ([[rules]])")
+    settings.rules = [parse_rule(rule, i) for i, rule in enumerate(rules)]
+    return settings
