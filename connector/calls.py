@@ -152,7 +152,7 @@ def fold(record: CallRecord | None, source: str, event: CallEvent) -> CallRecord
         record.last_sequence = max(event.sequence, record.last_sequence if record.last_sequence is not None else -1)
     if event.occurred_at is not None:
         record.last_event_at = max(event.occurred_at, record.last_event_at or event.occurred_at, key=_time_order)
-    ring = _seconds_between(record.initiated_at, record.answered_at)
+    ring = seconds_between(record.initiated_at, record.answered_at)
     if ring is not None:
         record.ring_seconds = ring
     record.outcome = derive_outcome(record)
@@ -184,6 +184,28 @@ def derive_outcome(record: CallRecord) -> str | None:
     return OUTCOME_CONNECTED if answered else OUTCOME_NO_ANSWER
 
 
+_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def instant(stamp: str | None) -> datetime:
+    """Parse a normalized ISO timestamp; unparseable or missing ones sort first."""
+    try:
+        moment = datetime.fromisoformat(stamp) if stamp else _EPOCH
+    except ValueError:
+        return _EPOCH
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def seconds_between(start: str | None, end: str | None) -> float | None:
+    """Seconds from one normalized timestamp to a later one; ``None`` if unknown or negative."""
+    if not start or not end:
+        return None
+    a, b = instant(start), instant(end)
+    if a == _EPOCH or b == _EPOCH or b < a:
+        return None
+    return (b - a).total_seconds()
+
+
 def _status_weight(status: str) -> tuple[int, int, str]:
     if status in TERMINAL_STATUSES:
         return (1, len(TERMINAL_PRECEDENCE) - TERMINAL_PRECEDENCE.index(status), status)
@@ -197,7 +219,7 @@ def _order(event: CallEvent, record: CallRecord) -> int:
     if event.sequence is not None and record.last_sequence is not None and event.sequence != record.last_sequence:
         return 1 if event.sequence > record.last_sequence else -1
     if event.occurred_at and record.last_event_at:
-        new, last = _instant(event.occurred_at), _instant(record.last_event_at)
+        new, last = instant(event.occurred_at), instant(record.last_event_at)
         if new != last:
             return 1 if new > last else -1
     return 0
@@ -208,30 +230,9 @@ def _value_order(value: object) -> tuple[str, str]:
 
 
 def _time_order(stamp: str) -> tuple[datetime, str]:
-    return (_instant(stamp), stamp)
-
-
-_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
-
-
-def _instant(stamp: str | None) -> datetime:
-    """Parse a normalized ISO timestamp; unparseable or missing ones sort first."""
-    try:
-        moment = datetime.fromisoformat(stamp) if stamp else _EPOCH
-    except ValueError:
-        return _EPOCH
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def _seconds_between(start: str | None, end: str | None) -> float | None:
-    if not start or not end:
-        return None
-    a, b = _instant(start), _instant(end)
-    if a == _EPOCH or b == _EPOCH or b < a:
-        return None
-    return (b - a).total_seconds()
+    return (instant(stamp), stamp)
 
 
 def _event_sort_key(event: CallEvent) -> tuple[int, datetime, str, str]:
     sequence = event.sequence if event.sequence is not None else -1
-    return (sequence, _instant(event.occurred_at), event.dedupe_key, repr(event.to_dict()))
+    return (sequence, instant(event.occurred_at), event.dedupe_key, repr(event.to_dict()))

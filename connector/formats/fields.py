@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Mapping
 
-from connector.calls import outcome_for_disposition
+from connector.calls import instant, outcome_for_disposition, seconds_between
 from connector.model import (
     ANSWERED,
     BUSY,
@@ -119,7 +120,7 @@ def to_seconds(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value) if value >= 0 else None
+        return float(value) if math.isfinite(value) and value >= 0 else None
     raw = text(value)
     if raw is None:
         return None
@@ -128,7 +129,7 @@ def to_seconds(value: Any) -> float | None:
         numbers = [float(part) for part in parts]
     except ValueError:
         return None
-    if len(numbers) > 3 or any(n < 0 for n in numbers):
+    if len(numbers) > 3 or any(n < 0 or not math.isfinite(n) for n in numbers):
         return None
     total = 0.0
     for number in numbers:
@@ -171,11 +172,6 @@ def iso(moment: datetime) -> str:
 def to_iso(value: Any) -> str | None:
     moment = parse_time(value)
     return iso(moment) if moment else None
-
-
-def seconds_between(start: str | None, end: str | None) -> float | None:
-    a, b = parse_time(start), parse_time(end)
-    return (b - a).total_seconds() if a and b and b >= a else None
 
 
 def direction(value: Any) -> str | None:
@@ -302,7 +298,7 @@ def _settle_times(values: dict[str, Any]) -> None:
         known = [values[name] for name in TIME_FIELDS if values.get(name)]
         values["occurred_at"] = values.get(natural) if natural else None
         if values["occurred_at"] is None and known:
-            values["occurred_at"] = max(known, key=lambda stamp: parse_time(stamp))
+            values["occurred_at"] = max(known, key=instant)
     elif natural and values.get(natural) is None:
         values[natural] = values["occurred_at"]
     if values.get("ring_seconds") is None and values.get("initiated_at"):

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from connector.calls import fold
+from connector.calls import fold, fold_events
 from connector.model import CallEvent, CallRecord
 from connector.store import schema
 
@@ -240,7 +240,17 @@ class StoreWriter:
                 "SELECT * FROM calls WHERE source=? AND call_id=?", (item.source, ev.call_id)
             ).fetchone()
             before = row_to_record(row)
-            record = fold(before, item.source, ev)
+            if before is None:
+                record = fold(None, item.source, ev)
+            else:
+                # Re-fold every stored event of the call: exact for any arrival order.
+                stored_events = [
+                    CallEvent.from_dict(json.loads(r[0]))
+                    for r in conn.execute(
+                        "SELECT event_json FROM events WHERE source=? AND call_id=?", (item.source, ev.call_id)
+                    )
+                ]
+                record = fold_events(item.source, stored_events)
             values = record.to_dict() | {
                 "phone": record.phone,
                 "first_received_at": row["first_received_at"] if row else item.received_at,

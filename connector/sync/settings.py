@@ -70,6 +70,9 @@ class GhlSettings:
     concurrency: int = 8
     timeout_seconds: float = 30.0
     contact_cache_seconds: float = 900.0
+    lease_seconds: float = 120.0  # a claimed job whose worker died is taken again after this
+    # Seconds to wait after the 1st, 2nd, ... failed try (+-20 % jitter); after the last, dead letter.
+    retry_schedule: list[float] = field(default_factory=lambda: [5, 30, 120, 600, 1800, 7200, 21600])
     rules: list[Rule] = field(default_factory=lambda: list(DEFAULT_RULES))
 
     @property
@@ -132,6 +135,12 @@ def parse_ghl(data: dict[str, Any]) -> GhlSettings:
         value = table[name]
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if name == "retry_schedule":
+            if not isinstance(value, list) or not value or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in value
+            ):
+                raise ConfigError("crm.ghl.retry_schedule must be a non-empty list of seconds, e.g. [5, 30, 120]")
+            value = [float(v) for v in value]
         if type(value) is not type(default):
             raise ConfigError(f"crm.ghl.{name} must be {type(default).__name__}, got {value!r}")
         values[name] = value

@@ -33,16 +33,13 @@ from connector.sync.settings import GhlSettings
 
 log = logging.getLogger(__name__)
 
-# Seconds to wait after the 1st, 2nd, ... failed try; then the job is dead. Each gets +-20 % jitter.
-RETRY_SCHEDULE: tuple[float, ...] = (5, 30, 120, 600, 1800, 7200, 21600)
 JITTER = 0.2
-LEASE_SECONDS = 120.0
 TOKEN_USER = "crm:ghl"
 
 _current_job: contextvars.ContextVar[int | None] = contextvars.ContextVar("callsync_job", default=None)
 
 
-def backoff(failures: int, schedule: tuple[float, ...], rng: random.Random) -> float | None:
+def backoff(failures: int, schedule: list[float], rng: random.Random) -> float | None:
     """Delay before the next try after ``failures`` failed tries; None when retries are exhausted."""
     if failures > len(schedule):
         return None
@@ -77,8 +74,6 @@ class SyncWorker:
         *,
         token_for: Callable[[], str | None] = lambda: secrets.get_secret(TOKEN_USER),
         clock: Callable[[], float] = time.time,
-        schedule: tuple[float, ...] = RETRY_SCHEDULE,
-        lease_seconds: float = LEASE_SECONDS,
         rng: random.Random | None = None,
     ) -> None:
         self.writer = writer
@@ -86,8 +81,6 @@ class SyncWorker:
         self.settings = settings
         self.token_for = token_for
         self.clock = clock
-        self.schedule = schedule
-        self.lease_seconds = lease_seconds
         self.rng = rng or random.Random()
         self.limiter = TokenBucket(settings.rate_limit, daily_limit=settings.daily_limit)
         self.auth_error: str | None = None
@@ -187,7 +180,7 @@ class SyncWorker:
             job = None
             if self._ensure_client() is not None:
                 try:
-                    job = await self.writer.execute(lambda c: outbox.claim(c, self.clock(), self.lease_seconds))
+                    job = await self.writer.execute(lambda c: outbox.claim(c, self.clock(), self.settings.lease_seconds))
                 except Exception:  # noqa: BLE001 - store trouble: try again shortly
                     log.exception("sync: could not claim a job")
             if job is None:
@@ -199,13 +192,15 @@ class SyncWorker:
                 continue
             task = asyncio.create_task(self._run(job))
             self._jobs.add(task)
-            task.add_done_callback(lambda t: (self._jobs.discard(t), slots.release()))
+            task.add_done_callback(lambda t: (self._jobs.discard(t), slots.release(), self._wake.set()))
 
     async def _idle_delay(self) -> float:
         if self.pause_reason and self.paused_until:
             return max(0.05, min(5.0, self.paused_until - self.clock()))
         if self.pause_reason:
             return 2.0
+        # Jobs leased by this process wake the dispatcher when they finish; leases of a
+        # process that died expire and are taken again.
         row = await self.reader.run(
             lambda c: c.execute(
                 "SELECT MIN(CASE WHEN status = 'pending' THEN next_attempt_at ELSE lease_until END) FROM jobs "
@@ -274,7 +269,7 @@ class SyncWorker:
             raise
         except Exception as exc:  # noqa: BLE001 - transient CRM trouble, or a bug: retry, then dead-letter
             failures = int(job["failures"]) + 1
-            delay = backoff(failures, self.schedule, self.rng)
+            delay = backoff(failures, self.settings.retry_schedule, self.rng)
             message = str(exc) or type(exc).__name__
             if not isinstance(exc, CrmError):
                 log.exception("sync: job %s failed", job_id)

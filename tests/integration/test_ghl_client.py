@@ -7,11 +7,14 @@ violate the official OpenAPI files.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import re
 import socket
 import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -27,7 +30,7 @@ from connector.sync.crm import (
     UnknownOutcome,
     api_version_for,
 )
-from tests.fakes.ghl_server import Fault, FakeGhl
+from tests.fakes.ghl_server import FakeGhl, Fault
 
 PHONE = "+15035550123"
 
@@ -213,6 +216,8 @@ async def test_create_task(ghl, client):
     assert stored["body"] == "She asked for 3pm"
     assert stored["dueDate"] == "2026-06-05T15:00:00Z"
     assert ghl.requests_of("task")[0].json["completed"] is False
+    tasks = await client.list_tasks(contact["id"])
+    assert [t["id"] for t in tasks] == [task["id"]]
 
 
 async def test_every_request_carries_the_required_headers(ghl, client):
@@ -228,7 +233,8 @@ async def test_every_request_carries_the_required_headers(ghl, client):
     await client.list_custom_fields()
     await client.update_custom_fields(contact["id"], [(ghl.custom_field_id("contact.last_call_outcome"), "x")])
     await client.create_task(contact["id"], "t", "b", "2026-06-05T15:00:00Z")
-    assert len(ghl.requests) == 11
+    await client.list_tasks(contact["id"])
+    assert len(ghl.requests) == 12
     for request in ghl.requests:
         assert request.headers["Authorization"] == f"Bearer {ghl.token}"
         assert request.headers["Accept"] == "application/json"
@@ -468,6 +474,18 @@ async def test_unparseable_body_on_a_write_is_unknown_outcome(ghl, client):
     assert ghl.contact_by_phone(PHONE) is not None
 
 
+async def test_unexpected_shape(ghl, client, attempts):
+    contact = ghl.add_contact(PHONE)
+    ghl.inject("lookup", Fault.raw(200, '{"contacts": []}'))
+    with pytest.raises(PermanentError):
+        await client.find_contact_by_phone(PHONE)
+    ghl.inject("note", Fault.raw(201, "{}"))
+    with pytest.raises(UnknownOutcome):
+        await client.add_note(contact["id"], "x")
+    assert [a.status for a in attempts] == [200, 201]
+    assert all("unexpected response shape" in a.error for a in attempts)
+
+
 async def test_dropped_connection(ghl, client):
     contact = ghl.add_contact(PHONE)
     await client.get_location()  # so the next request reuses a pooled connection
@@ -630,3 +648,19 @@ async def test_response_bodies_in_attempts_are_truncated(ghl, client, attempts):
     with pytest.raises(TransientError):
         await client.find_contact_by_phone(PHONE)
     assert len(attempts[0].response_body) == 2000
+
+
+def test_copied_spec_files_match_their_recorded_checksums():
+    root = Path(__file__).resolve().parents[1] / "fakes" / "ghl_openapi"
+    recorded = dict(
+        (path, digest)
+        for digest, path in re.findall(r"^([0-9a-f]{64})  (\S+)$", (root / "README.md").read_text(), re.M)
+    )
+    assert set(recorded) == {
+        "apps/contacts.json",
+        "apps/conversations.json",
+        "apps/locations.json",
+        "common/common-schemas.json",
+    }
+    for path, digest in recorded.items():
+        assert hashlib.sha256((root / path).read_bytes()).hexdigest() == digest, path

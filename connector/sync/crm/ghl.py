@@ -138,8 +138,10 @@ def _custom_field_value(value: Any) -> Any:
     """Numbers go as strings: the spec types numeric ``field_value`` as ``object``."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, (int, float)):
-        return format(value, "g") if isinstance(value, float) else str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
     return value
 
 
@@ -192,8 +194,10 @@ class GhlClient:
 
     async def get_location(self) -> dict:
         """``GET /locations/{locationId}``: the sub-account (use it to check the token)."""
-        resp = await self._request("location", "GET", f"/locations/{quote(self.location_id, safe='')}")
-        return self._expect_dict(resp, "location", "location")
+        resp = await self._request(
+            "location", "GET", f"/locations/{quote(self.location_id, safe='')}", expect=("location", dict)
+        )
+        return resp.data["location"]
 
     async def find_contact_by_phone(self, e164: str) -> dict | None:
         """``GET /contacts/search/duplicate?number=``: the contact holding this number, or None."""
@@ -202,9 +206,8 @@ class GhlClient:
             "GET",
             "/contacts/search/duplicate",
             params={"locationId": self.location_id, "number": e164},
+            expect=("contact", None),
         )
-        if not isinstance(resp.data, dict) or "contact" not in resp.data:
-            self._bad_shape(resp, "duplicate-lookup")
         contact = resp.data["contact"]
         return contact if isinstance(contact, dict) and contact else None
 
@@ -225,41 +228,52 @@ class GhlClient:
             if key == "customFields":
                 value = self._custom_fields_payload(value)
             body[key] = value
-        resp = await self._request("upsert", "POST", "/contacts/upsert", json_body=body)
-        self._expect_dict(resp, "contact", "upsert")
+        resp = await self._request("upsert", "POST", "/contacts/upsert", json_body=body, expect=("contact", dict))
         return resp.data
 
     async def get_contact(self, contact_id: str) -> dict:
         """``GET /contacts/{id}``."""
-        resp = await self._request("contact", "GET", self._contact_path(contact_id))
-        return self._expect_dict(resp, "contact", "contact")
+        resp = await self._request("contact", "GET", self._contact_path(contact_id), expect=("contact", dict))
+        return resp.data["contact"]
 
     async def add_note(self, contact_id: str, body: str, *, user_id: str | None = None) -> dict:
         """``POST /contacts/{id}/notes``: returns the note."""
         payload: dict[str, Any] = {"body": body}
         if user_id:
             payload["userId"] = user_id
-        resp = await self._request("note", "POST", self._contact_path(contact_id, "notes"), json_body=payload)
-        return self._expect_dict(resp, "note", "note")
+        resp = await self._request(
+            "note", "POST", self._contact_path(contact_id, "notes"), json_body=payload, expect=("note", dict)
+        )
+        return resp.data["note"]
 
     async def list_notes(self, contact_id: str) -> list[dict]:
         """``GET /contacts/{id}/notes``."""
-        resp = await self._request("notes.list", "GET", self._contact_path(contact_id, "notes"))
-        return self._expect_list(resp, "notes")
+        resp = await self._request(
+            "notes.list", "GET", self._contact_path(contact_id, "notes"), expect=("notes", list)
+        )
+        return resp.data["notes"]
 
     async def add_tags(self, contact_id: str, tags: Iterable[str]) -> list[str]:
         """``POST /contacts/{id}/tags``: returns the tags reported by GHL."""
         resp = await self._request(
-            "tags.add", "POST", self._contact_path(contact_id, "tags"), json_body={"tags": list(tags)}
+            "tags.add",
+            "POST",
+            self._contact_path(contact_id, "tags"),
+            json_body={"tags": list(tags)},
+            expect=("tags", list),
         )
-        return self._expect_list(resp, "tags")
+        return resp.data["tags"]
 
     async def remove_tags(self, contact_id: str, tags: Iterable[str]) -> list[str]:
         """``DELETE /contacts/{id}/tags`` (JSON body): returns the tags reported by GHL."""
         resp = await self._request(
-            "tags.remove", "DELETE", self._contact_path(contact_id, "tags"), json_body={"tags": list(tags)}
+            "tags.remove",
+            "DELETE",
+            self._contact_path(contact_id, "tags"),
+            json_body={"tags": list(tags)},
+            expect=("tags", list),
         )
-        return self._expect_list(resp, "tags")
+        return resp.data["tags"]
 
     async def list_custom_fields(self) -> list[dict]:
         """``GET /locations/{locationId}/customFields?model=contact``."""
@@ -268,20 +282,32 @@ class GhlClient:
             "GET",
             f"/locations/{quote(self.location_id, safe='')}/customFields",
             params={"model": "contact"},
+            expect=("customFields", list),
         )
-        return self._expect_list(resp, "customFields")
+        return resp.data["customFields"]
 
     async def update_custom_fields(self, contact_id: str, values: Iterable[tuple[str, Any]]) -> dict:
         """``PUT /contacts/{id}`` with ``customFields``: returns the updated contact."""
         payload = {"customFields": self._custom_fields_payload(values)}
-        resp = await self._request("fields", "PUT", self._contact_path(contact_id), json_body=payload)
-        return self._expect_dict(resp, "contact", "fields")
+        resp = await self._request(
+            "fields", "PUT", self._contact_path(contact_id), json_body=payload, expect=("contact", dict)
+        )
+        return resp.data["contact"]
 
     async def create_task(self, contact_id: str, title: str, body: str, due_date_iso: str) -> dict:
         """``POST /contacts/{id}/tasks`` (not completed): returns the task."""
         payload = {"title": title, "body": body, "dueDate": due_date_iso, "completed": False}
-        resp = await self._request("task", "POST", self._contact_path(contact_id, "tasks"), json_body=payload)
-        return self._expect_dict(resp, "task", "task")
+        resp = await self._request(
+            "task", "POST", self._contact_path(contact_id, "tasks"), json_body=payload, expect=("task", dict)
+        )
+        return resp.data["task"]
+
+    async def list_tasks(self, contact_id: str) -> list[dict]:
+        """``GET /contacts/{id}/tasks``."""
+        resp = await self._request(
+            "tasks.list", "GET", self._contact_path(contact_id, "tasks"), expect=("tasks", list)
+        )
+        return resp.data["tasks"]
 
     # -- helpers ------------------------------------------------------------
 
@@ -301,24 +327,17 @@ class GhlClient:
             items.append({"id": field_id, self.custom_field_value_key: _custom_field_value(value)})
         return items
 
-    def _expect_dict(self, resp: _Response, key: str, what: str) -> dict:
-        data = resp.data
-        value = data.get(key) if isinstance(data, dict) else None
-        if not isinstance(value, dict):
-            self._bad_shape(resp, what)
-        return value
-
-    def _expect_list(self, resp: _Response, key: str) -> list:
-        data = resp.data
-        value = data.get(key) if isinstance(data, dict) else None
-        if not isinstance(value, list):
-            self._bad_shape(resp, key)
-        return value
-
     @staticmethod
-    def _bad_shape(resp: _Response, what: str) -> None:
+    def _check_shape(resp: _Response, expect: tuple[str, type | None]) -> None:
         """A 2xx whose JSON lacks the expected member: unknown outcome for a write."""
-        message = f"unexpected {what} response shape"
+        key, kind = expect
+        data = resp.data
+        ok = isinstance(data, dict) and key in data
+        if ok and kind is not None:
+            ok = isinstance(data[key], kind)
+        if ok:
+            return
+        message = f"unexpected response shape (no {key!r} {kind.__name__ if kind else 'member'})"
         if resp.is_write:
             raise UnknownOutcome(message, status=resp.status, body=resp.text, trace_id=resp.trace_id)
         raise PermanentError(message, status=resp.status, body=resp.text, trace_id=resp.trace_id)
@@ -362,6 +381,7 @@ class GhlClient:
         *,
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
+        expect: tuple[str, type | None] | None = None,
     ) -> _Response:
         has_body = json_body is not None
         data = json.dumps(json_body, separators=(",", ":")).encode() if has_body else None
@@ -386,7 +406,7 @@ class GhlClient:
                     status = response.status
                     raw = await response.read()
                     resp_headers = response.headers
-            except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
                 error = f"timeout after {self.timeout:g}s"
                 cls = UnknownOutcome if is_write else TransientError
                 raise cls(f"{method} {path}: {error}", status=status) from exc
@@ -402,6 +422,9 @@ class GhlClient:
                 error = f"client error: {exc.__class__.__name__}: {exc}"
                 cls = UnknownOutcome if is_write else TransientError
                 raise cls(f"{method} {path}: {error}", status=status) from exc
+            except asyncio.CancelledError:
+                error = "cancelled"
+                raise
             finally:
                 if permit is not None:
                     permit.release()
@@ -424,6 +447,8 @@ class GhlClient:
             resp = _Response(status, text, parsed, resp_headers, trace_id, is_write)
             try:
                 self._raise_for_status(method, path, resp, is_write)
+                if expect is not None:
+                    self._check_shape(resp, expect)
             except CrmError as exc:
                 error = str(exc)
                 raise
