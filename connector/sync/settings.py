@@ -69,7 +69,7 @@ class GhlSettings:
     callback_count_field: str = "contact.callback_count"
     concurrency: int = 8
     timeout_seconds: float = 30.0
-    contact_cache_seconds: float = 900.0
+    contact_cache_seconds: float = 6 * 3600.0  # re-read a known contact's tags/fields after this
     lease_seconds: float = 120.0  # a claimed job whose worker died is taken again after this
     # Seconds to wait after the 1st, 2nd, ... failed try (+-20 % jitter); after the last, dead letter.
     retry_schedule: list[float] = field(default_factory=lambda: [5, 30, 120, 600, 1800, 7200, 21600])

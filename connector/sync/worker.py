@@ -90,6 +90,7 @@ class SyncWorker:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
+        self._stopping = False
         self._session: aiohttp.ClientSession | None = None
         self._client: GhlClient | None = None
         self._token: str | None = None
@@ -117,6 +118,7 @@ class SyncWorker:
         self._task = asyncio.create_task(self._dispatch(), name="sync-dispatch")
 
     async def stop(self) -> None:
+        self._stopping = True
         tasks = [t for t in (self._task, *self._jobs) if t is not None]
         for task in tasks:
             task.cancel()
@@ -174,7 +176,7 @@ class SyncWorker:
     async def _dispatch(self) -> None:
         assert self._wake is not None
         slots = asyncio.Semaphore(self.settings.concurrency)
-        while True:
+        while not self._stopping:
             await slots.acquire()
             self._wake.clear()
             job = None
@@ -185,10 +187,13 @@ class SyncWorker:
                     log.exception("sync: could not claim a job")
             if job is None:
                 slots.release()
+                # asyncio.wait, not wait_for: on 3.11 wait_for can swallow a cancellation that
+                # arrives while the wake event is being set, and the loop would outlive stop().
+                waiter = asyncio.ensure_future(self._wake.wait())
                 try:
-                    await asyncio.wait_for(self._wake.wait(), await self._idle_delay())
-                except asyncio.TimeoutError:
-                    pass
+                    await asyncio.wait({waiter}, timeout=await self._idle_delay())
+                finally:
+                    waiter.cancel()
                 continue
             task = asyncio.create_task(self._run(job))
             self._jobs.add(task)
@@ -341,23 +346,33 @@ class SyncWorker:
     async def _contact(
         self, client: GhlClient, job_id: int, plan: Plan, done: dict[str, tuple[str, Any]]
     ) -> dict[str, Any] | None:
+        """The contact for the plan's phone: from the cache, refreshed when stale, else looked up."""
         step = done.get("contact")
         if step and step[1] and step[1].get("skipped"):
             return None
         cached = await self.reader.run(_cached_contact, plan.phone)
-        fresh = cached and (self.clock() - (cached["checked_at"] or 0)) < self.settings.contact_cache_seconds
-        if step and cached and (fresh or step[0] == "done"):
-            return cached
-        if fresh:
-            await self._write(job_id, lambda c: outbox.set_step(c, job_id, "contact", "done", {"id": cached["id"]}, self.clock()))
-            return cached
-        found = await client.find_contact_by_phone(plan.phone)
+        found: dict[str, Any] | None = None
+        if cached:
+            if self.clock() - (cached["checked_at"] or 0) < self.settings.contact_cache_seconds:
+                if not step:
+                    await self._write(
+                        job_id, lambda c: outbox.set_step(c, job_id, "contact", "done", {"id": cached["id"]}, self.clock())
+                    )
+                return cached
+            try:  # stale tags/fields: re-read the known contact, no search needed
+                found = await client.get_contact(cached["id"])
+            except PermanentError:
+                found = None  # deleted in the CRM meanwhile: look it up again
+        if found is None:
+            found = await client.find_contact_by_phone(plan.phone)
         if found is None:
             if self.settings.missing_contact == "skip":
-                await self._write(job_id, lambda c: outbox.set_step(c, job_id, "contact", "done", {"skipped": True}, self.clock()))
+                await self._write(
+                    job_id, lambda c: outbox.set_step(c, job_id, "contact", "done", {"skipped": True}, self.clock())
+                )
                 return None
             found = await client.upsert_contact(plan.phone)
-        contact = found.get("contact", found) if isinstance(found, dict) else found
+        contact = found.get("contact", found)
         now = self.clock()
 
         def save(conn: sqlite3.Connection) -> None:

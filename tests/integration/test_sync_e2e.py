@@ -38,7 +38,7 @@ async def sync_service(tmp_path, source_secrets, ghl):
 
     yield start
     for svc in services:
-        await svc.stop()
+        await asyncio.wait_for(svc.stop(), 30)
 
 
 def call_event(event: str, call_id: str, phone: str, **extra) -> bytes:
@@ -235,3 +235,20 @@ async def test_custom_rules_choose_tags_and_task(sync_service, ghl):
     assert contact["tags"] == ["won"]
     tasks = ghl.tasks[contact["id"]]
     assert len(tasks) == 1 and tasks[0]["title"] == "Send contract"
+
+
+async def test_stale_contact_is_reread_by_id_and_a_deleted_one_looked_up_again(sync_service, ghl):
+    svc = await sync_service(contact_cache_seconds=0)
+    phone = "+12025550111"
+    seeded = ghl.add_contact(phone, tags=["vip"])
+    for _ in range(2):
+        await send(svc, no_answer(str(uuid.uuid4()), phone))
+        await settle(svc)
+    assert (ghl.count("lookup"), ghl.count("contact")) == (1, 1)  # second time: GET /contacts/{id}
+    assert ghl.custom_value(seeded["id"], "contact.callback_count") in (2, "2")
+
+    del ghl.contacts[seeded["id"]]  # removed in the CRM by someone
+    await send(svc, no_answer(str(uuid.uuid4()), phone))
+    metrics = await settle(svc)
+    assert metrics["dead"] == 0 and (ghl.count("lookup"), ghl.count("upsert")) == (2, 1)
+    assert ghl.contact_by_phone(phone)["id"] != seeded["id"]
