@@ -9,22 +9,20 @@ import asyncio
 import json
 import os
 import random
-import re
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from tests.serve_process import start_serve
 from tests.signing import dumps, hmac_headers
 
 pytestmark = pytest.mark.slow
 
 SECRET = "crash-test-secret"
+ENV = {"CALLSYNC_SECRET_DIALER": SECRET}
 CONFIG = """
 [server]
 host = "127.0.0.1"
@@ -34,28 +32,6 @@ admin_port = 0
 [sources.dialer]
 kind = "hmac"
 """
-
-
-def start_server(data_dir: Path) -> tuple[subprocess.Popen, int]:
-    env = os.environ | {"CALLSYNC_SECRET_DIALER": SECRET, "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "connector", "serve", "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        match = re.search(r"hooks on http://127\.0\.0\.1:(\d+)", line)
-        if match:
-            return proc, int(match.group(1))
-        if proc.poll() is not None:
-            break
-    proc.kill()
-    raise AssertionError("callsync serve did not start")
 
 
 def payload(n: int) -> bytes:
@@ -84,7 +60,7 @@ async def load(port: int, counter: list[int], acked: set[int], stop: asyncio.Eve
 
 
 async def run_cycle(data_dir: Path, counter: list[int], acked: set[int], rng: random.Random) -> None:
-    proc, port = start_server(data_dir)
+    proc, port, _ = await start_serve(data_dir, ENV)
     stop = asyncio.Event()
     task = asyncio.create_task(load(port, counter, acked, stop))
     await asyncio.sleep(rng.uniform(0.3, 1.5))
@@ -117,7 +93,7 @@ async def test_acknowledged_events_survive_kill_9(tmp_path):
     assert not missing, f"{len(missing)} acknowledged events lost, e.g. {sorted(missing)[:5]}"
 
     # After a restart the same events are recognised as duplicates, not stored again.
-    proc, port = start_server(tmp_path)
+    proc, port, _ = await start_serve(tmp_path, ENV)
     try:
         async with aiohttp.ClientSession() as http:
             for n in sorted(acked)[:20]:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import aiohttp
 import pytest
 
 from tests.fakes.ghl_server import Fault
+from tests.serve_process import start_serve
 from tests.signing import dumps, hmac_headers
 
 pytestmark = pytest.mark.slow
@@ -41,27 +40,7 @@ retry_schedule = [0.1, 0.2, 0.5]
 
 
 async def start_server(data_dir: Path, ghl) -> tuple[subprocess.Popen, int, int]:
-    env = os.environ | {
-        "CALLSYNC_SECRET_DIALER": SECRET,
-        "CALLSYNC_GHL_TOKEN": ghl.token,
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "connector", "serve", "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
-    )
-    assert proc.stdout is not None
-    loop = asyncio.get_running_loop()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = await loop.run_in_executor(None, proc.stdout.readline)
-        match = re.search(r"hooks on http://127\.0\.0\.1:(\d+).*admin on http://127\.0\.0\.1:(\d+)", line)
-        if match:
-            return proc, int(match.group(1)), int(match.group(2))
-        if proc.poll() is not None:
-            break
-    proc.kill()
-    raise AssertionError("callsync serve did not start")
+    return await start_serve(data_dir, {"CALLSYNC_SECRET_DIALER": SECRET, "CALLSYNC_GHL_TOKEN": ghl.token})
 
 
 async def wait_for(predicate, timeout: float = 20.0, what: str = "condition") -> None:
