@@ -74,6 +74,7 @@ class Service:
         self.ghl = parse_ghl(config.raw)
         self.worker = SyncWorker(self.writer, self.reader, self.ghl, clock=clock)
         self.writer.hooks.append(self.worker.hook)
+        self.writer.after_commit.append(self.worker.after_commit)
         add_sync_routes(self.admin.app, self)
         self.background: list[Any] = [self.worker]  # objects with async start()/stop()
         self._runners: list[web.AppRunner] = []

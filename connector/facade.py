@@ -9,6 +9,7 @@ and are applied to the running service at once.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -235,9 +236,8 @@ class KeyringStatus:
     usable: bool
     message: str
     hint: str = (
-        "Set the secrets in the environment callsync starts with instead: CALLSYNC_SECRET_<SOURCE> "
-        "for each source (e.g. CALLSYNC_SECRET_DIALER) and CALLSYNC_GHL_TOKEN for the CRM token. "
-        "Nothing is ever stored in a plain file."
+        "For a source named dialer that is CALLSYNC_SECRET_DIALER. callsync never falls back to a plain "
+        "file; restart it after setting the variables."
     )
 
 
@@ -292,6 +292,16 @@ def outcome_minutes(conn: sqlite3.Connection, since: float) -> list[tuple[int, s
     ).fetchall()
 
 
+def distinct_event_types(conn: sqlite3.Connection) -> list[str]:
+    """Hop from one value to the next along the events_type index: ~0.3 ms at a million events,
+    where ``SELECT DISTINCT`` reads the whole index (~60 ms) on a store without ANALYZE statistics."""
+    return [r[0] for r in conn.execute(
+        "WITH RECURSIVE t(v) AS (SELECT MIN(event_type) FROM events UNION ALL "
+        "SELECT (SELECT MIN(event_type) FROM events WHERE event_type > t.v) FROM t WHERE t.v IS NOT NULL) "
+        "SELECT v FROM t WHERE v IS NOT NULL"
+    )]
+
+
 def dead_job_ids(conn: sqlite3.Connection) -> list[int]:
     return [r[0] for r in conn.execute("SELECT id FROM jobs WHERE status = 'dead' ORDER BY id")]
 
@@ -341,11 +351,14 @@ def sample_payload(source: SourceConfig, call_id: str, now: float) -> tuple[byte
 
 
 def sign_request(source: SourceConfig, secret: str, body: bytes, content_type: str, url: str,
-                 now: float) -> dict[str, str]:
-    """The headers the sender would add: HMAC-SHA256, Standard Webhooks or Twilio, per the source's kind."""
+                 now: float, *, msg_id: str | None = None) -> dict[str, str]:
+    """The headers the sender would add: HMAC-SHA256, Standard Webhooks or Twilio, per the source's kind.
+
+    ``url`` is the public URL Twilio signs; ``msg_id`` the Standard Webhooks message id (a retry reuses it).
+    """
     headers = {"Content-Type": content_type, "User-Agent": "callsync-test-event"}
     if source.kind == "standard":
-        msg_id = "msg_" + uuid.uuid4().hex
+        msg_id = msg_id or "msg_" + uuid.uuid4().hex
         when = datetime.fromtimestamp(int(now), tz=timezone.utc)
         return headers | {"webhook-id": msg_id, "webhook-timestamp": str(int(now)),
                           "webhook-signature": Webhook(secret).sign(msg_id, when, body.decode())}
@@ -391,12 +404,14 @@ class Facade:
         cached = self._cached
         if not fresh and cached and key == self._cache_key and now - cached.taken_at < SNAPSHOT_MAX_AGE:
             return cached
-        metrics = await self.service.metrics()
-        health = await self.service.health()
-        metrics["store_ok"] = bool(health.get("ok"))
         since = (now - CHART_HOURS * 3600) // 60 * 60
-        rows = await self.service.reader.run(outcome_minutes, since)
-        latency = await self.service.reader.run(sq.latency_by_minute, since)
+        reader = self.service.reader
+        # The reader has several threads: the chart queries run while the metrics are collected.
+        metrics, health, rows, latency = await asyncio.gather(
+            self.service.metrics(), self.service.health(), reader.run(outcome_minutes, since),
+            reader.run(sq.latency_by_minute, since),
+        )
+        metrics["store_ok"] = bool(health.get("ok"))
         minutes = list(range(int(since), int(now // 60 * 60) + 60, 60))
         index = {m: i for i, m in enumerate(minutes)}
         by_outcome: dict[str, list[int]] = {}
@@ -433,10 +448,7 @@ class Facade:
         return page | {"search_as": kind}
 
     async def event_types(self) -> list[str]:
-        rows = await self.service.reader.run(
-            lambda c: c.execute("SELECT DISTINCT event_type FROM events ORDER BY event_type").fetchall()
-        )
-        return [r[0] for r in rows]
+        return await self.service.reader.run(distinct_event_types)
 
     async def event_detail(self, event_id: int) -> dict[str, Any] | None:
         event = await self.service.reader.run(q.get_event, event_id)
@@ -562,7 +574,8 @@ class Facade:
         if url:
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ConfigError("the public URL must start with https:// (or http://), e.g. https://abc.trycloudflare.com")
+                raise ConfigError("the public URL must start with https:// (or http://), "
+                                  "e.g. https://abc.trycloudflare.com")
         self._apply(config_edit.set_server(self.config.config_path, public_url=url))
         return url
 

@@ -137,7 +137,16 @@ def _v2_sync(db: sqlite_utils.Database) -> None:
     db["worker_state"].create({"key": str, "value": str}, pk="key")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_receiver, _v2_sync]
+def _v3_event_lookups(db: sqlite_utils.Database) -> None:
+    # Event searches by call id alone and pages filtered by source (window, admin API). Without these,
+    # on a store without ANALYZE statistics, SQLite scans the whole table for a call id and sorts every
+    # event of a source for its newest page (0.1-0.5 s warm at a million events, far more cold).
+    # An index on (source) is ordered by (source, rowid): "newest of a source" walks it backwards.
+    db["events"].create_index(["call_id"], index_name="events_call_id", if_not_exists=True)
+    db["events"].create_index(["source"], index_name="events_source", if_not_exists=True)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_receiver, _v2_sync, _v3_event_lookups]
 
 
 def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:

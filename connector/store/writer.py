@@ -4,8 +4,9 @@ Request handlers hand it an event and await the returned future; the thread
 drains everything queued (up to ``batch_max``), writes it in ONE
 ``BEGIN IMMEDIATE ... COMMIT`` (WAL, ``synchronous=FULL``) and only then
 resolves the futures: a 2xx is never sent for an event that is not on disk
-(group commit).  Each item runs inside its own SAVEPOINT, so one bad item
-fails alone while the rest of its batch commits.
+(group commit).  If any item of a batch fails, the batch is rolled back and
+written again with a SAVEPOINT per item, so one bad item fails alone while
+the rest of its batch commits.
 """
 
 from __future__ import annotations
@@ -36,10 +37,14 @@ _UPSERT_CALL = (
     + ", ".join(f"{c}=excluded.{c}" for c in _CALL_COLS if c not in ("source", "call_id", "first_received_at"))
 )
 _INSERT_EVENT = (
-    "INSERT INTO events (source, dedupe_key, received_at, event_type, call_id, is_call, status, phone, "
+    "INSERT INTO events (source, dedupe_key, received_at, event_type, call_id, is_call, status, outcome, phone, "
     "occurred_at, sequence, content_type, headers_json, body, event_json) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(source, dedupe_key) DO NOTHING"
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(source, dedupe_key) DO NOTHING"
 )
+
+
+class _ItemFailed(Exception):
+    """An item failed in a batch written without savepoints."""
 
 
 @dataclass(slots=True)
@@ -86,6 +91,7 @@ class StoreWriter:
         self.path = str(path)
         self.batch_max = batch_max
         self.hooks: list[Hook] = list(hooks)
+        self.after_commit: list[Callable[[], None]] = []  # run on the writer thread after each commit
         self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -174,42 +180,82 @@ class StoreWriter:
     def _write_batch(self, conn: sqlite3.Connection, batch: list[tuple[Any, ...]]) -> None:
         if not batch:
             return
-        counters: Counter[tuple[int, str]] = Counter()
-        outcomes: list[tuple[tuple[Any, ...], bool, Any]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for item in batch:
-                kind = item[0]
-                if kind == "count":
-                    counters[(hour_of(item[3]), item[1])] += item[2]
-                    continue
-                conn.execute("SAVEPOINT item")
-                try:
-                    if kind == "event":
-                        value: Any = self._insert(conn, item[1], counters)
-                    else:
-                        value = item[1](conn)
-                    conn.execute("RELEASE item")
-                    outcomes.append((item, True, value))
-                except Exception as exc:  # noqa: BLE001 - this item fails alone
-                    conn.execute("ROLLBACK TO item")
-                    conn.execute("RELEASE item")
-                    log.exception("store: item failed")
-                    outcomes.append((item, False, exc))
-            self._flush_counters(conn, counters)
-            conn.execute("COMMIT")
+            outcomes = self._transaction(conn, batch, isolate=False)
+        except _ItemFailed:
+            # Somebody's item failed: write the batch again, each item in its own savepoint.
+            try:
+                outcomes = self._transaction(conn, batch, isolate=True)
+            except Exception as exc:  # noqa: BLE001
+                outcomes = self._failed(conn, batch, exc)
         except Exception as exc:  # noqa: BLE001 - the whole batch could not be stored
-            log.exception("store: batch of %d could not be committed", len(batch))
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            outcomes = [(item, False, exc) for item in batch if item[0] != "count"]
+            outcomes = self._failed(conn, batch, exc)
         self.batches += 1
         self.items += len(outcomes)
         self._resolve(outcomes)
+        for callback in self.after_commit:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001
+                log.exception("store: after-commit callback failed")
+
+    def _failed(self, conn: sqlite3.Connection, batch: list[tuple[Any, ...]], exc: Exception) -> list[Any]:
+        log.error("store: batch of %d could not be committed: %s", len(batch), exc)
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return [(item, False, exc) for item in batch if item[0] != "count"]
+
+    def _transaction(
+        self, conn: sqlite3.Connection, batch: list[tuple[Any, ...]], *, isolate: bool
+    ) -> list[tuple[tuple[Any, ...], bool, Any]]:
+        counters: Counter[tuple[int, str]] = Counter()
+        outcomes: list[tuple[tuple[Any, ...], bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        for item in batch:
+            kind = item[0]
+            if kind == "count":
+                counters[(hour_of(item[3]), item[1])] += item[2]
+                continue
+            if isolate:
+                conn.execute("SAVEPOINT item")
+            try:
+                value: Any = self._insert(conn, item[1], counters) if kind == "event" else item[1](conn)
+            except Exception as exc:  # noqa: BLE001 - this item fails alone
+                if not isolate:
+                    conn.execute("ROLLBACK")
+                    raise _ItemFailed from exc
+                conn.execute("ROLLBACK TO item")
+                conn.execute("RELEASE item")
+                log.warning("store: item failed: %r", exc)
+                outcomes.append((item, False, exc))
+                continue
+            if isolate:
+                conn.execute("RELEASE item")
+            outcomes.append((item, True, value))
+        self._flush_counters(conn, counters)
+        conn.execute("COMMIT")
+        return outcomes
 
     def _insert(self, conn: sqlite3.Connection, item: Incoming, counters: Counter[tuple[int, str]]) -> Stored:
         ev = item.event
         hour = hour_of(item.received_at)
+        before = record = row = None
+        if ev.call_id:
+            row = conn.execute(
+                "SELECT * FROM calls WHERE source=? AND call_id=?", (item.source, ev.call_id)
+            ).fetchone()
+            before = row_to_record(row)
+            if before is None:
+                record = fold(None, item.source, ev)
+            else:
+                # Re-fold every stored event of the call with this one: exact for any arrival order.
+                stored_events = [
+                    CallEvent.from_dict(json.loads(r[0]))
+                    for r in conn.execute(
+                        "SELECT event_json FROM events WHERE source=? AND call_id=?", (item.source, ev.call_id)
+                    )
+                ]
+                record = fold_events(item.source, [*stored_events, ev])
         cur = conn.execute(
             _INSERT_EVENT,
             (
@@ -220,13 +266,14 @@ class StoreWriter:
                 ev.call_id,
                 1 if ev.is_call_event else 0,
                 ev.status,
+                record.outcome if record else None,
                 ev.phone,
                 ev.occurred_at,
                 ev.sequence,
                 item.content_type,
-                json.dumps(item.headers, sort_keys=True),
+                json.dumps(item.headers),
                 item.body,
-                json.dumps(ev.to_dict(), sort_keys=True, default=str),
+                json.dumps(ev.to_dict(), default=str),
             ),
         )
         if cur.rowcount == 0:
@@ -234,31 +281,13 @@ class StoreWriter:
             return Stored(duplicate=True, source=item.source, event=ev, received_at=item.received_at)
         event_id = cur.lastrowid
         counters[(hour, "stored")] += 1
-        before = record = None
-        if ev.call_id:
-            row = conn.execute(
-                "SELECT * FROM calls WHERE source=? AND call_id=?", (item.source, ev.call_id)
-            ).fetchone()
-            before = row_to_record(row)
-            if before is None:
-                record = fold(None, item.source, ev)
-            else:
-                # Re-fold every stored event of the call: exact for any arrival order.
-                stored_events = [
-                    CallEvent.from_dict(json.loads(r[0]))
-                    for r in conn.execute(
-                        "SELECT event_json FROM events WHERE source=? AND call_id=?", (item.source, ev.call_id)
-                    )
-                ]
-                record = fold_events(item.source, stored_events)
+        if record is not None:
             values = record.to_dict() | {
                 "phone": record.phone,
                 "first_received_at": row["first_received_at"] if row else item.received_at,
                 "updated_at": item.received_at,
             }
             conn.execute(_UPSERT_CALL, [values.get(c) for c in _CALL_COLS])
-            if record.outcome:
-                conn.execute("UPDATE events SET outcome=? WHERE id=?", (record.outcome, event_id))
         stored = Stored(False, event_id, item.source, ev, before, record, item.received_at)
         for hook in self.hooks:
             hook(conn, stored)

@@ -10,7 +10,10 @@ from connector.store.reader import PAGE_MAX
 
 
 def sync_metrics(conn: sqlite3.Connection, now: float, latency_sample: int = 2000) -> dict[str, Any]:
-    by_status = dict(conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
+    # Only the statuses shown: counting 'done' would scan every job ever synced (50 ms at 360k jobs).
+    by_status = dict(conn.execute(
+        "SELECT status, COUNT(*) FROM jobs WHERE status IN ('pending', 'leased', 'dead') GROUP BY status"
+    ).fetchall())
     oldest = conn.execute("SELECT MIN(created_at) FROM jobs WHERE status IN ('pending', 'leased')").fetchone()[0]
     retrying = conn.execute("SELECT COUNT(*) FROM jobs WHERE status = 'pending' AND failures > 0").fetchone()[0]
     latencies = sorted(

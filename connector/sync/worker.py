@@ -91,6 +91,7 @@ class SyncWorker:
         self._task: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._queued = False
         self._session: aiohttp.ClientSession | None = None
         self._client: GhlClient | None = None
         self._token: str | None = None
@@ -101,6 +102,12 @@ class SyncWorker:
     def hook(self, conn: sqlite3.Connection, stored: Stored) -> None:
         """Store hook (writer thread): queue a job when a call reaches its outcome."""
         if outbox.enqueue_on_outcome(conn, stored):
+            self._queued = True
+
+    def after_commit(self) -> None:
+        """Writer thread, after a commit: one wake-up per batch that queued work."""
+        if self._queued:
+            self._queued = False
             self.notify()
 
     def notify(self) -> None:

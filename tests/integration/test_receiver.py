@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -48,6 +49,15 @@ async def admin(service, path: str) -> tuple[int, dict]:
             return resp.status, await resp.json()
 
 
+async def metrics_when(service, ready, timeout: float = 5.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        _, metrics = await admin(service, "/api/metrics")
+        if ready(metrics) or time.monotonic() > deadline:
+            return metrics
+        await asyncio.sleep(0.02)
+
+
 async def event_count(service) -> int:
     return await service.reader.run(lambda c: c.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
@@ -68,7 +78,7 @@ async def test_hmac_event_is_stored_then_deduplicated(service):
     assert call["agent"] == "seat_0481ab" and call["did"] == "did_de_1092"
     assert [e["event_type"] for e in call["events"]] == ["call.completed"]
 
-    status, metrics = await admin(service, "/api/metrics")
+    metrics = await metrics_when(service, lambda m: m["received"] == 2)
     assert (metrics["stored"], metrics["deduped"], metrics["received"]) == (1, 1, 2)
     assert metrics["ack_latency_ms"]["count"] == 2 and metrics["ack_latency_ms"]["p95"] > 0
 
@@ -99,7 +109,7 @@ async def test_bad_signatures_are_refused_and_not_stored(service, mutate, reason
     status, data, _ = await post(service, "dialer", body, headers)
     assert status == 401 and data["reason"] == reason
     assert await event_count(service) == 0
-    _, metrics = await admin(service, "/api/metrics")
+    metrics = await metrics_when(service, lambda m: m["rejected"])  # counters land with the next commit
     assert metrics["rejected"] == {reason: 1} and metrics["stored"] == 0
 
 

@@ -1,0 +1,264 @@
+"""CRM: GoHighLevel location, token, connection test and the outcome → CRM rules."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+from qasync import asyncSlot
+
+from connector.config import ConfigError
+from connector.facade import Facade, SecretStoreUnavailable
+from connector.model import OUTCOMES
+from connector.sync.settings import CALLBACK_ACTIONS, DEFAULT_RULES, Rule
+from gui.sources import set_result
+from gui.widgets import OUTCOME_LABELS, hint
+
+RULE_COLUMNS = ("When outcome is", "Add tags", "Remove tags", "Note", "Task title", "Callback counter")
+ANY = "any outcome"
+
+
+def split_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+class RulesTable(QTableWidget):
+    """One row per rule; fields the table does not show (disposition, campaign, task due) are kept."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(0, len(RULE_COLUMNS), parent)
+        self.setHorizontalHeaderLabels(RULE_COLUMNS)
+        self.verticalHeader().hide()
+        header = self.horizontalHeader()
+        for column, mode in enumerate((QHeaderView.ResizeMode.ResizeToContents, QHeaderView.ResizeMode.Stretch,
+                                       QHeaderView.ResizeMode.Stretch, QHeaderView.ResizeMode.ResizeToContents,
+                                       QHeaderView.ResizeMode.Stretch, QHeaderView.ResizeMode.ResizeToContents)):
+            header.setSectionResizeMode(column, mode)
+        self._rules: list[Rule] = []
+
+    def set_rules(self, rules: list[Rule]) -> None:
+        self.setRowCount(0)
+        self._rules = []
+        for rule in rules:
+            self.add_rule(rule)
+
+    def add_rule(self, rule: Rule | None = None) -> None:
+        rule = replace(rule) if rule else Rule(outcome=["no_answer"], callback="increment")
+        row = self.rowCount()
+        self.insertRow(row)
+        self._rules.append(rule)
+        outcome = QComboBox()
+        outcome.addItem(ANY, [])
+        for name in OUTCOMES:
+            outcome.addItem(OUTCOME_LABELS.get(name, name), [name])
+        if len(rule.outcome) > 1:
+            outcome.addItem(", ".join(rule.outcome), list(rule.outcome))
+        outcome.setCurrentIndex(max(0, outcome.findData(list(rule.outcome))))
+        self.setCellWidget(row, 0, outcome)
+        self.setItem(row, 1, QTableWidgetItem(", ".join(rule.add_tags)))
+        self.setItem(row, 2, QTableWidgetItem(", ".join(rule.remove_tags)))
+        note = QCheckBox()
+        note.setChecked(rule.note)
+        holder = QWidget()
+        holder_layout = QHBoxLayout(holder)
+        holder_layout.setContentsMargins(0, 0, 0, 0)
+        holder_layout.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        holder_layout.addWidget(note)
+        self.setCellWidget(row, 3, holder)
+        self.setItem(row, 4, QTableWidgetItem(rule.task))
+        callback = QComboBox()
+        for action in CALLBACK_ACTIONS:
+            callback.addItem(action, action)
+        callback.setCurrentIndex(callback.findData(rule.callback))
+        self.setCellWidget(row, 5, callback)
+
+    def remove_selected(self) -> None:
+        for row in sorted({i.row() for i in self.selectedIndexes()} | {self.currentRow()}, reverse=True):
+            if 0 <= row < self.rowCount():
+                self.removeRow(row)
+                del self._rules[row]
+
+    def rules(self) -> list[Rule]:
+        out = []
+        for row, kept in enumerate(self._rules):
+            note = self.cellWidget(row, 3).findChild(QCheckBox)
+            out.append(replace(
+                kept,
+                outcome=list(self.cellWidget(row, 0).currentData()),
+                add_tags=split_list(self.item(row, 1).text() if self.item(row, 1) else ""),
+                remove_tags=split_list(self.item(row, 2).text() if self.item(row, 2) else ""),
+                note=bool(note and note.isChecked()),
+                task=(self.item(row, 4).text() if self.item(row, 4) else "").strip(),
+                callback=self.cellWidget(row, 5).currentData(),
+            ))
+        return out
+
+
+class CrmView(QWidget):
+    changed = Signal()
+
+    def __init__(self, facade: Facade, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.facade = facade
+        self.location = QLineEdit()
+        self.location.setPlaceholderText("GoHighLevel sub-account (location) id")
+        self.token = QLineEdit()
+        self.token.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token.setPlaceholderText("Private integration token (pit-…)")
+        self.save_token = QPushButton("Save token")
+        self.token_state = hint("")
+        self.test = QPushButton("Test connection")
+        self.verdict = QLabel("")
+        self.verdict.setWordWrap(True)
+        self.verdict.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        token_row = QHBoxLayout()
+        token_row.addWidget(self.token, 1)
+        token_row.addWidget(self.save_token)
+        test_row = QHBoxLayout()
+        test_row.addWidget(self.test)
+        test_row.addWidget(self.verdict, 1)
+        account = QGroupBox("GoHighLevel")
+        account_form = QFormLayout(account)
+        account_form.addRow("Location id", self.location)
+        account_form.addRow("Token", token_row)
+        account_form.addRow("", self.token_state)
+        account_form.addRow("", test_row)
+
+        self.threshold = QSpinBox()
+        self.threshold.setRange(1, 99)
+        self.threshold.setSuffix(" unanswered calls")
+        self.exhausted_tag = QLineEdit()
+        self.active_tag = QLineEdit()
+        callbacks = QGroupBox("Callbacks")
+        callbacks_form = QFormLayout(callbacks)
+        callbacks_form.addRow("Give up after", self.threshold)
+        callbacks_form.addRow("Then add tag", self.exhausted_tag)
+        callbacks_form.addRow("and remove tag", self.active_tag)
+
+        self.rules = RulesTable()
+        self.rules_state = hint("")
+        self.add_rule = QPushButton("Add rule")
+        self.remove_rule = QPushButton("Remove rule")
+        self.defaults = QPushButton("Reset to defaults")
+        rule_buttons = QHBoxLayout()
+        rule_buttons.addWidget(self.add_rule)
+        rule_buttons.addWidget(self.remove_rule)
+        rule_buttons.addWidget(self.defaults)
+        rule_buttons.addStretch(1)
+        rules_box = QGroupBox("Rules: what each call outcome writes to the contact")
+        rules_layout = QVBoxLayout(rules_box)
+        rules_layout.addWidget(self.rules_state)
+        rules_layout.addWidget(self.rules, 1)
+        rules_layout.addLayout(rule_buttons)
+
+        self.save = QPushButton("Save CRM settings")
+        self.save.setDefault(True)
+        self.result = QLabel("")
+        self.result.setWordWrap(True)
+        save_row = QHBoxLayout()
+        save_row.addWidget(self.save)
+        save_row.addWidget(self.result, 1)
+
+        top = QHBoxLayout()
+        top.addWidget(account, 3)
+        top.addWidget(callbacks, 2)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(rules_box, 1)
+        layout.addLayout(save_row)
+
+        self.save_token.clicked.connect(self.on_save_token)
+        self.test.clicked.connect(self.on_test)
+        self.add_rule.clicked.connect(lambda: self.rules.add_rule())
+        self.remove_rule.clicked.connect(self.rules.remove_selected)
+        self.defaults.clicked.connect(lambda: self.rules.set_rules(list(DEFAULT_RULES)))
+        self.save.clicked.connect(self.on_save)
+        self.reload()
+
+    def reload(self) -> None:
+        view = self.facade.crm_settings()
+        s = view.settings
+        self.location.setText(s.location_id)
+        self.threshold.setValue(s.callback_threshold)
+        self.exhausted_tag.setText(s.callback_exhausted_tag)
+        self.active_tag.setText(s.active_dialing_tag)
+        self.rules.set_rules(view.rules)
+        self._defaults_shown = list(view.rules) if view.rules_are_defaults else None
+        self.rules_state.setText(
+            "First matching rule wins. " + ("These are the built-in defaults; save to keep your own version."
+                                            if view.rules_are_defaults else "The built-in defaults apply after "
+                                                                            "your rules.")
+        )
+        self.show_token_state()
+
+    def show_token_state(self) -> None:
+        view = self.facade.crm_settings()
+        keyring = self.facade.keyring_status()
+        self.token.setEnabled(keyring.usable)
+        self.save_token.setEnabled(keyring.usable)
+        if not keyring.usable:
+            self.token.setPlaceholderText(f"No OS keyring — set {view.token_env} instead")
+            self.token.setToolTip(f"{keyring.message}\n{keyring.hint}")
+        if view.has_token:
+            self.token_state.setText("A token is set. Paste a new one to replace it.")
+        elif keyring.usable:
+            self.token_state.setText("No token yet: nothing is written to the CRM until you save one.")
+        else:
+            self.token_state.setText(f"No token: set {view.token_env} in the environment callsync starts with.")
+
+    def on_save_token(self) -> None:
+        try:
+            self.facade.set_token(self.token.text())
+        except (ValueError, SecretStoreUnavailable) as exc:
+            set_result(self.result, False, str(exc))
+            return
+        self.token.clear()
+        self.show_token_state()  # keeps what is typed in the other fields
+        set_result(self.result, True, "Token saved in the OS keyring. Use “Test connection” to check it.")
+        self.changed.emit()
+
+    @asyncSlot()
+    async def on_test(self) -> None:
+        if self.location.text().strip() != self.facade.crm_settings().settings.location_id:
+            self.on_save()  # test what is on screen
+        self.test.setEnabled(False)
+        set_result(self.verdict, None, "Asking GoHighLevel…")
+        try:
+            result = await self.facade.test_crm()
+        finally:
+            self.test.setEnabled(True)
+        set_result(self.verdict, bool(result.get("ok")), result.get("verdict", ""))
+
+    def on_save(self) -> None:
+        try:
+            self.facade.save_crm(
+                self.location.text(),
+                callback_threshold=self.threshold.value(),
+                callback_exhausted_tag=self.exhausted_tag.text(),
+                active_dialing_tag=self.active_tag.text(),
+            )
+            rules = self.rules.rules()
+            if rules != self._defaults_shown:  # untouched defaults stay out of the file
+                self.facade.save_rules(rules)
+        except ConfigError as exc:
+            set_result(self.result, False, str(exc))
+            return
+        self.reload()
+        set_result(self.result, True, "Saved to config.toml and applied.")
+        self.changed.emit()
