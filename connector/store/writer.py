@@ -43,6 +43,33 @@ _INSERT_EVENT = (
 )
 
 
+_EVENT_PLACEHOLDERS = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_EVENTS_PREFIX = (
+    "INSERT INTO events (source, dedupe_key, received_at, event_type, call_id, is_call, status, outcome, phone, "
+    "occurred_at, sequence, content_type, headers_json, body, event_json) VALUES "
+)
+_CALL_PLACEHOLDERS = "(" + ",".join("?" for _ in _CALL_COLS) + ")"
+_UPSERT_CALLS_PREFIX = f"INSERT INTO calls ({', '.join(_CALL_COLS)}) VALUES "
+_UPSERT_CALLS_SUFFIX = _UPSERT_CALL[_UPSERT_CALL.index(" ON CONFLICT"):]
+_CALL_JSON = ", ".join(f"'{c}', t.{c}" for c in _CALL_COLS)
+
+
+def _json_rows(conn: sqlite3.Connection, select: str, table: str, columns: tuple[str, str],
+               keys: list[tuple[Any, ...]]) -> list[Any]:
+    """Rows of ``table`` whose ``columns`` match one of ``keys``, aggregated by ``select`` into
+    one JSON array: one statement and one step whatever the number of rows.  A join against
+    the VALUES list (not ``(a, b) IN (VALUES ...)``, which scans) so the index is searched."""
+    if not keys:
+        return []
+    values = ",".join(["(?,?)"] * len(keys))
+    raw = conn.execute(
+        f"SELECT {select} FROM (VALUES {values}) AS k JOIN {table} t "
+        f"ON t.{columns[0]} = k.column1 AND t.{columns[1]} = k.column2",
+        [v for key in keys for v in key],
+    ).fetchone()[0]
+    return json.loads(raw) if raw else []
+
+
 class _ItemFailed(Exception):
     """An item failed in a batch written without savepoints."""
 
@@ -72,10 +99,11 @@ class Stored:
     received_at: float = 0.0
 
 
-# A hook runs on the writer thread inside the event's transaction, after the
-# event and its call record were written: the sync outbox enqueues work here,
-# so "event stored" and "work queued" commit together or not at all.
-Hook = Callable[[sqlite3.Connection, Stored], None]
+# A hook runs on the writer thread inside the events' transaction, after the
+# events and their call records were written (new events only, in order): the
+# sync outbox enqueues work here, so "event stored" and "work queued" commit
+# together or not at all.
+Hook = Callable[[sqlite3.Connection, list[Stored]], None]
 
 
 def hour_of(ts: float) -> int:
@@ -98,6 +126,7 @@ class StoreWriter:
         self._start_error: BaseException | None = None
         self.batches = 0
         self.items = 0
+        self.fallbacks = 0  # batches written again item by item because one item failed
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> None:
@@ -184,6 +213,7 @@ class StoreWriter:
             outcomes = self._transaction(conn, batch, isolate=False)
         except _ItemFailed:
             # Somebody's item failed: write the batch again, each item in its own savepoint.
+            self.fallbacks += 1
             try:
                 outcomes = self._transaction(conn, batch, isolate=True)
             except Exception as exc:  # noqa: BLE001
@@ -211,10 +241,21 @@ class StoreWriter:
         counters: Counter[tuple[int, str]] = Counter()
         outcomes: list[tuple[tuple[Any, ...], bool, Any]] = []
         conn.execute("BEGIN IMMEDIATE")
+        if not isolate:
+            events = [item for item in batch if item[0] == "event"]
+            if events:
+                try:
+                    stored = self._insert_many(conn, [item[1] for item in events], counters)
+                except Exception as exc:  # noqa: BLE001 - find the culprit item by item
+                    conn.execute("ROLLBACK")
+                    raise _ItemFailed from exc
+                outcomes += [(item, True, value) for item, value in zip(events, stored)]
         for item in batch:
             kind = item[0]
             if kind == "count":
                 counters[(hour_of(item[3]), item[1])] += item[2]
+                continue
+            if kind == "event" and not isolate:
                 continue
             if isolate:
                 conn.execute("SAVEPOINT item")
@@ -256,26 +297,7 @@ class StoreWriter:
                     )
                 ]
                 record = fold_events(item.source, [*stored_events, ev])
-        cur = conn.execute(
-            _INSERT_EVENT,
-            (
-                item.source,
-                ev.dedupe_key,
-                item.received_at,
-                ev.event_type,
-                ev.call_id,
-                1 if ev.is_call_event else 0,
-                ev.status,
-                record.outcome if record else None,
-                ev.phone,
-                ev.occurred_at,
-                ev.sequence,
-                item.content_type,
-                json.dumps(item.headers),
-                item.body,
-                json.dumps(ev.to_dict(), default=str),
-            ),
-        )
+        cur = conn.execute(_INSERT_EVENT, self._event_row(item, record))
         if cur.rowcount == 0:
             counters[(hour, "deduped")] += 1
             return Stored(duplicate=True, source=item.source, event=ev, received_at=item.received_at)
@@ -290,8 +312,108 @@ class StoreWriter:
             conn.execute(_UPSERT_CALL, [values.get(c) for c in _CALL_COLS])
         stored = Stored(False, event_id, item.source, ev, before, record, item.received_at)
         for hook in self.hooks:
-            hook(conn, stored)
+            hook(conn, [stored])
         return stored
+
+    def _insert_many(
+        self, conn: sqlite3.Connection, items: list[Incoming], counters: Counter[tuple[int, str]]
+    ) -> list[Stored]:
+        """Store a batch of events with a handful of set-based statements (same result as
+        ``_insert`` item by item).  Every sqlite3 call hands the GIL to the event loop and
+        waits to get it back, so statements per batch, not per event, keep the writer fast."""
+        already = set(
+            map(tuple, _json_rows(conn, "json_group_array(json_array(t.source, t.dedupe_key))", "events",
+                                  ("source", "dedupe_key"), [(i.source, i.event.dedupe_key) for i in items]))
+        )
+        fresh: list[Incoming] = []
+        results: list[Stored | None] = []
+        for item in items:
+            key = (item.source, item.event.dedupe_key)
+            if key in already:
+                counters[(hour_of(item.received_at), "deduped")] += 1
+                results.append(Stored(True, source=item.source, event=item.event, received_at=item.received_at))
+            else:
+                already.add(key)
+                fresh.append(item)
+                results.append(None)
+        if not fresh:
+            return [r for r in results if r is not None]
+
+        calls = sorted({(i.source, i.event.call_id) for i in fresh if i.event.call_id})
+        current: dict[tuple[str, str], CallRecord] = {}
+        first_seen: dict[tuple[str, str], float] = {}
+        history: dict[tuple[str, str], list[CallEvent]] = {}
+        if calls:
+            for row in _json_rows(conn, f"json_group_array(json_object({_CALL_JSON}))", "calls",
+                                  ("source", "call_id"), calls):
+                key = (row["source"], row["call_id"])
+                current[key] = CallRecord.from_dict(row)
+                first_seen[key] = row["first_received_at"]
+            if current:
+                for source, call_id, event_json in _json_rows(
+                    conn, "json_group_array(json_array(t.source, t.call_id, t.event_json))", "events",
+                    ("source", "call_id"), sorted(current)):
+                    history.setdefault((source, call_id), []).append(CallEvent.from_dict(json.loads(event_json)))
+
+        rows, stored = [], []
+        for item in fresh:
+            ev = item.event
+            before = record = None
+            if ev.call_id:
+                key = (item.source, ev.call_id)
+                before = current.get(key)
+                past = history.setdefault(key, [])
+                record = fold(None, item.source, ev) if not past else fold_events(item.source, [*past, ev])
+                past.append(ev)
+                current[key] = record
+                first_seen.setdefault(key, item.received_at)
+            rows.append(self._event_row(item, record))
+            stored.append(Stored(False, None, item.source, ev, before, record, item.received_at))
+            counters[(hour_of(item.received_at), "stored")] += 1
+
+        cur = conn.execute(_INSERT_EVENTS_PREFIX + ",".join([_EVENT_PLACEHOLDERS] * len(rows)),
+                           [v for row in rows for v in row])
+        if cur.rowcount != len(rows):
+            raise sqlite3.IntegrityError(f"{len(rows)} new events expected, {cur.rowcount} written")
+        first_id = cur.lastrowid - len(rows) + 1
+        for offset, value in enumerate(stored):
+            value.event_id = first_id + offset
+
+        touched = {(v.source, v.event.call_id): v for v in stored if v.record is not None}
+        if touched:
+            call_rows = []
+            for key, value in touched.items():
+                record = current[key]
+                values = record.to_dict() | {"phone": record.phone, "first_received_at": first_seen[key],
+                                             "updated_at": value.received_at}
+                call_rows.append([values.get(c) for c in _CALL_COLS])
+            conn.execute(_UPSERT_CALLS_PREFIX + ",".join([_CALL_PLACEHOLDERS] * len(call_rows)) + _UPSERT_CALLS_SUFFIX,
+                         [v for row in call_rows for v in row])
+        for hook in self.hooks:
+            hook(conn, stored)
+        it = iter(stored)
+        return [r if r is not None else next(it) for r in results]
+
+    @staticmethod
+    def _event_row(item: Incoming, record: CallRecord | None) -> tuple[Any, ...]:
+        ev = item.event
+        return (
+            item.source,
+            ev.dedupe_key,
+            item.received_at,
+            ev.event_type,
+            ev.call_id,
+            1 if ev.is_call_event else 0,
+            ev.status,
+            record.outcome if record else None,
+            ev.phone,
+            ev.occurred_at,
+            ev.sequence,
+            item.content_type,
+            json.dumps(item.headers),
+            item.body,
+            json.dumps(ev.to_dict(), default=str),
+        )
 
     @staticmethod
     def _flush_counters(conn: sqlite3.Connection, counters: Counter[tuple[int, str]]) -> None:

@@ -24,19 +24,25 @@ def bump(conn: sqlite3.Connection, name: str, at: float, n: int = 1) -> None:
     )
 
 
-def enqueue_on_outcome(conn: sqlite3.Connection, stored: Stored) -> bool:
-    """Queue CRM work the first time a call reaches an outcome."""
-    record = stored.record
-    if record is None or not record.outcome:
+def enqueue_on_outcome(conn: sqlite3.Connection, stored: list[Stored]) -> bool:
+    """Store hook: queue CRM work for each call that reached its outcome with these events.
+
+    One statement for the whole batch; returns whether any job was queued."""
+    rows = []
+    for value in stored:
+        record = value.record
+        if record is None or not record.outcome or (value.before is not None and value.before.outcome):
+            continue
+        rows += [value.source, record.call_id, value.received_at, value.received_at, value.received_at]
+    if not rows:
         return False
-    if stored.before is not None and stored.before.outcome:
-        return False
+    values = ",".join(["(?, ?, 'pending', 0, 0, ?, ?, ?)"] * (len(rows) // 5))
     cur = conn.execute(
         "INSERT INTO jobs (source, call_id, status, attempts, failures, next_attempt_at, created_at, updated_at) "
-        "VALUES (?, ?, 'pending', 0, 0, ?, ?, ?) ON CONFLICT(source, call_id) DO NOTHING",
-        (stored.source, record.call_id, stored.received_at, stored.received_at, stored.received_at),
+        f"VALUES {values} ON CONFLICT(source, call_id) DO NOTHING",
+        rows,
     )
-    return cur.rowcount == 1
+    return cur.rowcount > 0
 
 
 def claim(conn: sqlite3.Connection, now: float, lease_seconds: float) -> dict[str, Any] | None:

@@ -99,7 +99,7 @@ class SyncWorker:
         self._attempts: dict[int | None, list[tuple[Any, ...]]] = {}
 
     # -- lifecycle -----------------------------------------------------------
-    def hook(self, conn: sqlite3.Connection, stored: Stored) -> None:
+    def hook(self, conn: sqlite3.Connection, stored: list[Stored]) -> None:
         """Store hook (writer thread): queue a job when a call reaches its outcome."""
         if outbox.enqueue_on_outcome(conn, stored):
             self._queued = True
