@@ -76,7 +76,7 @@ def health_verdict(metrics: dict[str, Any]) -> tuple[str, str]:
     if not crm.get("configured"):
         return "warn", "CRM not configured — open CRM"
     if crm.get("auth_error"):
-        return "error", "Token rejected — open Settings"
+        return "error", "Token rejected — open CRM settings"
     if not crm.get("token"):
         return "error", "No CRM token — open CRM"
     if crm.get("pause_reason") and pending:
@@ -462,10 +462,13 @@ class Facade:
             event["attempts"] = await self.service.reader.run(sq.delivery_log, event["source"], event["call_id"])
         return event
 
-    async def calls_page(self, *, before: float | None = None, limit: int = 100) -> dict[str, Any]:
-        calls = await self.service.reader.run(q.list_calls, before=before, limit=limit)
+    async def calls_page(self, *, before: tuple[float, int] | None = None, limit: int = 100) -> dict[str, Any]:
+        """``next_before`` is an opaque cursor: pass it back as ``before`` for the next page."""
+        after = {"before": before[0], "before_rowid": before[1]} if before else {}
+        calls = await self.service.reader.run(q.list_calls, limit=limit, **after)
         more = len(calls) == limit
-        return {"calls": calls, "next_before": calls[-1]["updated_at"] if more and calls else None}
+        cursor = (calls[-1]["updated_at"], calls[-1]["_rowid"]) if more and calls else None
+        return {"calls": calls, "next_before": cursor}
 
     async def call_detail(self, source: str, call_id: str) -> dict[str, Any] | None:
         call = await self.service.reader.run(q.get_call, source, call_id)
@@ -543,13 +546,8 @@ class Facade:
         self.config.server.public_url = fresh.server.public_url
         self.config.raw = data
         settings = parse_ghl(data)
-        worker = self.service.worker
-        old: GhlSettings = worker.settings
-        if (old.location_id, old.base_url) != (settings.location_id, settings.base_url) and hasattr(worker, "_client"):
-            worker._client = None  # the client is bound to a location and base URL: build a new one
         self.service.ghl = settings
-        worker.settings = settings
-        worker.notify()
+        self.service.worker.apply_settings(settings)
         self._cached = None
 
     def save_source(self, source: SourceConfig, secret: str | None = None) -> SourceView:

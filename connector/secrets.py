@@ -16,6 +16,7 @@ import time
 
 import keyring
 import keyring.errors
+from keyring.backend import KeyringBackend
 from keyring.backends import fail, null
 
 SERVICE = "callsync"
@@ -124,3 +125,24 @@ def source_secrets(name: str) -> list[str]:
 
 def invalidate_cache() -> None:
     _cache.invalidate()
+
+
+class MemoryKeyring(KeyringBackend):
+    """A keyring that lives in memory only: for tests, benchmarks and screenshots, so they
+    never touch the user's real keyring.  The application itself never installs it."""
+
+    priority = 1  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.values.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.values[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        if self.values.pop((service, username), None) is None:
+            raise keyring.errors.PasswordDeleteError(username)

@@ -33,14 +33,13 @@ import qasync  # after PySide6
 
 import aiohttp
 import keyring
-from keyring.backend import KeyringBackend
 from keyring.backends import fail
-from keyring.errors import PasswordDeleteError
 
 from connector import secrets
 from connector.app import Service
 from connector.config import parse_config
 from connector.facade import Facade, sign_request
+from connector.secrets import MemoryKeyring
 
 WINDOW_SIZE = (1280, 800)
 HOURS = 3.0
@@ -59,24 +58,6 @@ SECRETS = {
 }
 AGENTS = ("maria", "jsmith", "dkim", "apatel", "lnguyen")
 CAMPAIGNS = ("renewals", "Q3-outbound", "win-back")
-
-
-class MemoryKeyring(KeyringBackend):
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.values: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.values.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.values[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if self.values.pop((service, username), None) is None:
-            raise PasswordDeleteError(username)
 
 
 class ShiftedClock:

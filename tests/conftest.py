@@ -8,33 +8,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import keyring  # noqa: E402
 import pytest  # noqa: E402
-from keyring.backend import KeyringBackend  # noqa: E402
-from keyring.errors import PasswordDeleteError  # noqa: E402
 
 from connector import secrets  # noqa: E402
+from connector.secrets import MemoryKeyring  # noqa: E402
 from connector.config import parse_config  # noqa: E402
 
 pytest_plugins = ["tests.fakes.ghl_fixture"]
-
-
-class MemoryKeyring(KeyringBackend):
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.values: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.values.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.values[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        try:
-            del self.values[(service, username)]
-        except KeyError:
-            raise PasswordDeleteError(username) from None
 
 
 @pytest.fixture(autouse=True)

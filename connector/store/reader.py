@@ -133,13 +133,23 @@ def get_call(conn: sqlite3.Connection, source: str, call_id: str) -> dict[str, A
     return call
 
 
-def list_calls(conn: sqlite3.Connection, *, before: float | None = None, limit: int = 50) -> list[dict[str, Any]]:
+def list_calls(
+    conn: sqlite3.Connection, *, before: float | None = None, before_rowid: int | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Most recently updated first, keyset-paged by (updated_at, rowid) so equal times are not skipped."""
     limit = max(1, min(int(limit), PAGE_MAX))
     if before is None:
-        rows = conn.execute("SELECT * FROM calls ORDER BY updated_at DESC LIMIT ?", (limit,))
+        rows = conn.execute("SELECT rowid AS _rowid, * FROM calls ORDER BY updated_at DESC, rowid DESC LIMIT ?", (limit,))
+    elif before_rowid is None:
+        rows = conn.execute(
+            "SELECT rowid AS _rowid, * FROM calls WHERE updated_at < ? ORDER BY updated_at DESC, rowid DESC LIMIT ?",
+            (before, limit),
+        )
     else:
         rows = conn.execute(
-            "SELECT * FROM calls WHERE updated_at < ? ORDER BY updated_at DESC LIMIT ?", (before, limit)
+            "SELECT rowid AS _rowid, * FROM calls WHERE (updated_at, rowid) < (?, ?) "
+            "ORDER BY updated_at DESC, rowid DESC LIMIT ?",
+            (before, before_rowid, limit),
         )
     return [dict(r) for r in rows]
 

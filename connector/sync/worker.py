@@ -110,6 +110,20 @@ class SyncWorker:
             self._queued = False
             self.notify()
 
+    def apply_settings(self, settings: GhlSettings) -> None:
+        """Use new ``[crm.ghl]`` settings from now on (the window edits them while running)."""
+        old = self.settings
+        self.settings = settings
+        if (old.location_id, old.base_url, old.timeout_seconds, old.custom_field_value_key) != (
+            settings.location_id, settings.base_url, settings.timeout_seconds, settings.custom_field_value_key
+        ):
+            self._client = None  # bound to a location, URL and timeouts: build a new one
+            self._token = None
+        if (old.rate_limit, old.daily_limit) != (settings.rate_limit, settings.daily_limit):
+            self.limiter = TokenBucket(settings.rate_limit, daily_limit=settings.daily_limit)
+            self._client = None
+        self.notify()
+
     def notify(self) -> None:
         """Thread-safe: new work may be due."""
         if self._loop is not None and self._wake is not None:

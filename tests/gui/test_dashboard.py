@@ -46,7 +46,7 @@ async def test_rejected_token_turns_red_and_notifies_once(qtbot, start_service, 
     window = open_window(service, tray=True)
     await send(service, completed_call("+12025550141"))
     banner = window.dashboard.health
-    await until(lambda: banner.text.text() == "Token rejected — open Settings", what="token verdict")
+    await until(lambda: banner.text.text() == "Token rejected — open CRM settings", what="token verdict")
     assert banner.level == "error" and window.tray.level == "error"
     titles = [title for title, _ in window.tray.notifications]
     assert titles.count("GoHighLevel rejected the token") == 1

@@ -241,3 +241,22 @@ async def test_events_api_pages_and_filters(service):
     assert status == 400
     status, health = await admin(service, "/healthz")
     assert status == 200 and health["ok"]
+
+
+async def test_calls_pages_do_not_skip_calls_updated_at_the_same_time(service):
+    from connector.store import reader as q
+
+    def same_time(conn):
+        for i in range(5):
+            conn.execute("INSERT INTO calls (source, call_id, updated_at) VALUES ('s', ?, 100.0)", (f"c{i}",))
+
+    await service.writer.execute(same_time)
+    first = await service.reader.run(q.list_calls, limit=2)
+    seen = [c["call_id"] for c in first]
+    while True:
+        last = first[-1]
+        first = await service.reader.run(q.list_calls, before=last["updated_at"], before_rowid=last["_rowid"], limit=2)
+        if not first:
+            break
+        seen += [c["call_id"] for c in first]
+    assert sorted(seen) == [f"c{i}" for i in range(5)] and len(seen) == 5

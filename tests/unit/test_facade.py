@@ -47,7 +47,7 @@ def m(**values) -> dict:
         (m(dead=1), "error", "1 call failed to sync — open Dead letters"),
         (m(dead=7, pending=2), "error", "7 calls failed to sync — open Dead letters"),
         (m(crm={"auth_error": "Token rejected (HTTP 401): fix your token"}, pending=9, dead=1), "error",
-         "Token rejected — open Settings"),
+         "Token rejected — open CRM settings"),
         (m(crm={"token": False}), "error", "No CRM token — open CRM"),
         (m(crm={"configured": False, "token": False}, pending=3), "warn", "CRM not configured — open CRM"),
         (m(store_ok=False), "error", "Store unavailable — check the data dir and free disk space"),
