@@ -290,27 +290,7 @@ def required_requests(
 
 
 def _memory_keyring() -> Any:
-    from keyring.backend import KeyringBackend
-    from keyring.errors import PasswordDeleteError
-
-    class MemoryKeyring(KeyringBackend):
-        priority = 1  # type: ignore[assignment]
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.values: dict[tuple[str, str], str] = {}
-
-        def get_password(self, service: str, username: str) -> str | None:
-            return self.values.get((service, username))
-
-        def set_password(self, service: str, username: str, password: str) -> None:
-            self.values[(service, username)] = password
-
-        def delete_password(self, service: str, username: str) -> None:
-            try:
-                del self.values[(service, username)]
-            except KeyError:
-                raise PasswordDeleteError(username) from None
+    from connector.secrets import MemoryKeyring
 
     return MemoryKeyring()
 
@@ -476,12 +456,12 @@ async def run_once(args: argparse.Namespace, concurrency: int) -> Result:
             return done, attempts, steps, cache
 
         job_list, attempts, first_steps, cache = await svc.reader.run(job_facts)
-        lines = report(
+        figures = report(
             args=args, fake=fake, say=say, limit=limit, window=window, jobs=jobs, job_list=job_list,
             attempts=attempts, first_steps=first_steps, cache=cache, metrics=metrics, required=required,
             need_per_phone=need_per_phone, phone_of=phone_of, model=model, settings=settings, hard=hard,
         )
-        fraction, ratio, drain, total = lines
+        fraction, ratio, drain, total = figures
         say(f"this process (service + fake GHL + bench) used {cpu:.0f} s CPU in {wall:.0f} s "
             f"({cpu / wall:.0%} of one core, {cpu / max(total, 1) * 1000:.1f} ms per GHL request incl. the "
             f"fake's OpenAPI validation); load average {load:.2f} on {os.cpu_count()} CPUs"
@@ -516,29 +496,29 @@ def _pct(values: list[float], p: float) -> float:
     return values[index]
 
 
-def limiter_idle(attempts: list[Any], capacity: int, window: float) -> tuple[float, int]:
-    """Seconds a permit could have been granted but was not asked for, and grants that waited.
+def grant_delay(attempts: list[Any], capacity: int, window: float) -> tuple[float, int, int]:
+    """Mean seconds a grant came after the moment the limiter allowed it, over the grants of a
+    full window, how many such grants, and how many came within 2 ms (the window was the limit).
 
     Grant time ``a = at - duration`` and finish time ``f = at`` come from the delivery log.  The
     limiter may grant request k once at most capacity-1 earlier requests finished after
-    ``a_k - window``: the earliest grant is the capacity-th latest earlier finish + window.
+    ``a_k - window``: the earliest grant is the capacity-th latest earlier finish + window.  A
+    later grant means no request was waiting: the worker, not the limit, was the bottleneck.
     """
     import heapq
 
     grants = sorted((a["at"] - (a["duration_ms"] or 0) / 1000, a["at"]) for a in attempts)
     latest: list[float] = []  # min-heap of the `capacity` latest finishes so far
-    idle, waited, free_since = 0.0, 0, None
+    delays: list[float] = []
     for granted, finished in grants:
-        earliest = latest[0] + window if len(latest) >= capacity else -math.inf
-        if free_since is not None:
-            idle += max(0.0, granted - max(free_since, earliest))
-        if earliest > -math.inf and granted - earliest < 0.002:
-            waited += 1
+        if len(latest) >= capacity:
+            delays.append(max(0.0, granted - (latest[0] + window)))
         heapq.heappush(latest, finished)
         if len(latest) > capacity:
             heapq.heappop(latest)
-        free_since = granted
-    return idle, waited
+    if not delays:
+        return 0.0, 0, 0
+    return statistics.fmean(delays), len(delays), sum(1 for d in delays if d < 0.002)
 
 
 def _phone_of_request(fake: Any, request: Any) -> str | None:
@@ -576,29 +556,32 @@ def report(*, args: argparse.Namespace, fake: Any, say: Any, limit: float, windo
             f"{k} {by_kind[k]}" for k in sorted(by_kind, key=lambda k: (KIND_ORDER + (k,)).index(k))) + ")")
         say(f"rate: {achieved:.2f} requests/s vs limit {limit:g}/s -> drain fraction {fraction:.3f} "
             f"(target >= {TARGET_FRACTION}; includes the first window's free burst of {fake.rate_max})")
+        if drain < 20 * window:
+            say(f"  (the drain lasted {drain / window:.0f} windows: too short, start and end dominate the fraction)")
         times = [r.time for r in requests]
         n_max = fake.rate_max
-        if len(times) > 2 * n_max:
-            # Sustained rate: N requests per (r_k - r_(k-N)), the cycle of a saturated sliding window.
+        gap, at = max(((b - a, a) for a, b in zip(times, times[1:])), default=(0.0, t0))
+        bins = Counter(int((t - t0) // window) for t in times)
+        full = [bins.get(i, 0) for i in range(int((t_end - t0) // window))] or [len(times)]
+        say(f"  requests per {window:g} s window: min {min(full)}, median {statistics.median(full):g}, "
+            f"max {max(full)}; longest pause {gap * 1000:.0f} ms (at +{at - t0:.2f} s); "
+            f"last request -> last job done {(t_end - times[-1]) * 1000:.0f} ms")
+        holds = [a["duration_ms"] / 1000 for a in attempts if a["duration_ms"] is not None]
+        if len(times) > 2 * n_max and holds:
+            # A saturated sliding window repeats every r[k] - r[k-N]; the client limiter counts a
+            # request until its answer is in (it cannot know when GHL counted it), so that cycle is
+            # W + its 1 % margin + the round trip + however late the worker asked for the permit.
             cycle = statistics.median(b - a for a, b in zip(times, times[n_max:]))
-            bins = Counter(int((t - t0) // window) for t in times)
-            full = [bins.get(i, 0) for i in range(int((t_end - t0) // window))] or [len(times)]
-            gap, at = max(((b - a, a) for a, b in zip(times, times[1:])), default=(0.0, t0))
-            say(f"  sustained: {n_max} requests every {cycle:.3f} s (median r[k] - r[k-{n_max}]) -> "
-                f"fraction {window / cycle:.3f}; requests per {window:g} s window: min {min(full)}, "
-                f"median {statistics.median(full):g}, max {max(full)}; longest pause {gap * 1000:.0f} ms "
-                f"(at +{at - t0:.2f} s); last request -> last job done {(t_end - times[-1]) * 1000:.0f} ms")
-        durations = [a["duration_ms"] for a in attempts if a["duration_ms"] is not None]
-        if durations:
-            trip = _pct(durations, 50) / 1000
-            # The limiter counts a request until its answer is in (it cannot know when GHL counted
-            # it), so N requests take W * 1.01 + round trip: the most a saturated client sustains.
-            best = window / (window * 1.01 + trip)
-            idle, busy = limiter_idle(attempts, fake.rate_max, window * 1.01)
-            say(f"  round trip seen by the client: p50 {trip * 1000:.1f} ms, p99 {_pct(durations, 99):.1f} ms "
-                f"-> sustained ceiling W / (1.01 W + round trip) = {best:.3f}")
-            say(f"  limiter had a free permit and no request waiting: {idle:.1f} s of {drain:.1f} s "
-                f"({idle / drain:.1%}); {busy} of {len(attempts)} grants waited for the window")
+            trip = statistics.median(holds)
+            late, grants, on_time = grant_delay(attempts, n_max, window * 1.01)
+            rest = cycle - window * 1.01 - trip - late
+            say(f"  sustained: {n_max} requests every {cycle:.3f} s (median r[k] - r[k-{n_max}]) -> fraction "
+                f"{window / cycle:.3f}; the cycle = window {window:g} + client margin {window * 0.01:.3f} "
+                f"+ round trip held {trip:.3f} (p99 {_pct(holds, 99):.3f}) + worker late for its permit "
+                f"{late:.3f} (mean) + other {rest:+.3f}")
+            say(f"  ceiling with this round trip (worker never late): {window / (window * 1.01 + trip):.3f}; "
+                f"{on_time} of {grants} grants came when the window allowed (< 2 ms), the rest waited "
+                f"for the worker")
     else:
         say("drain: no request reached the fake GHL")
 

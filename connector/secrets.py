@@ -96,14 +96,28 @@ def delete_secret(user: str) -> None:
 
 
 class _SecretCache:
-    """Keyring lookups can take milliseconds (D-Bus); the request path reads through this."""
+    """Keyring lookups can take milliseconds (D-Bus); the request path reads through this.
+
+    Changes made in this process are seen at once; changes made elsewhere (another process,
+    the environment of a restart) within ``ttl`` seconds."""
 
     def __init__(self, ttl: float = 30.0) -> None:
         self.ttl = ttl
         self._values: dict[str, tuple[float, list[str]]] = {}
+        self._single: dict[str, tuple[float, str | None]] = {}
 
     def invalidate(self) -> None:
         self._values.clear()
+        self._single.clear()
+
+    def secret(self, user: str) -> str | None:
+        now = time.monotonic()
+        hit = self._single.get(user)
+        if hit and now - hit[0] < self.ttl:
+            return hit[1]
+        value = get_secret(user)
+        self._single[user] = (now, value)
+        return value
 
     def source_secrets(self, name: str) -> list[str]:
         now = time.monotonic()
@@ -121,6 +135,11 @@ _cache = _SecretCache()
 def source_secrets(name: str) -> list[str]:
     """Current and previous secret of a source (either verifies), cached briefly."""
     return _cache.source_secrets(name)
+
+
+def cached_secret(user: str) -> str | None:
+    """``get_secret`` through the short-lived cache (for per-job lookups such as the CRM token)."""
+    return _cache.secret(user)
 
 
 def invalidate_cache() -> None:

@@ -9,13 +9,14 @@ twice (a step whose outcome is unknown is checked at the CRM before re-posting).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import logging
 import random
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -72,7 +73,7 @@ class SyncWorker:
         reader: StoreReader,
         settings: GhlSettings,
         *,
-        token_for: Callable[[], str | None] = lambda: secrets.get_secret(TOKEN_USER),
+        token_for: Callable[[], str | None] = lambda: secrets.cached_secret(TOKEN_USER),
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
@@ -96,6 +97,8 @@ class SyncWorker:
         self._client: GhlClient | None = None
         self._token: str | None = None
         self._field_ids: dict[str, str] | None = None
+        self._field_ids_lock = asyncio.Lock()
+        self._phone_locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._attempts: dict[int | None, list[tuple[Any, ...]]] = {}
 
     # -- lifecycle -----------------------------------------------------------
@@ -316,8 +319,27 @@ class SyncWorker:
         if call is None:
             raise PlanError(f"call {source}/{call_id} is not in the store")
         plan = plan_for(call, self.settings)
-        done = await self.reader.run(outbox.steps, job_id)
+        # Jobs of one contact run one after the other, in claim order: each reads the contact
+        # state (tags, fields, counter) the previous one left.
+        async with self._phone(plan.phone):
+            await self._sync_contact(client, job_id, plan)
 
+    @contextlib.asynccontextmanager
+    async def _phone(self, phone: str) -> AsyncIterator[None]:
+        lock, users = self._phone_locks.get(phone, (asyncio.Lock(), 0))
+        self._phone_locks[phone] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._phone_locks[phone]
+            if users == 1:
+                del self._phone_locks[phone]
+            else:
+                self._phone_locks[phone] = (lock, users - 1)
+
+    async def _sync_contact(self, client: GhlClient, job_id: int, plan: Plan) -> None:
+        done = await self.reader.run(outbox.steps, job_id)
         contact = await self._contact(client, job_id, plan, done)
         if contact is None:
             return
@@ -469,14 +491,11 @@ class SyncWorker:
             values[self.settings.callback_count_field] = count
         if not values:
             return
-        if self._field_ids is None:
-            definitions = await client.list_custom_fields()
-            self._field_ids = {d.get("fieldKey", ""): d["id"] for d in definitions if d.get("id")}
-            self._field_ids |= {d.get("fieldKey", "").removeprefix("contact."): d["id"] for d in definitions if d.get("id")}
+        field_ids = await self._custom_field_ids(client)
         current = contact["fields"]
         changes, missing = [], []
         for key, value in values.items():
-            field_id = self._field_ids.get(key)
+            field_id = field_ids.get(key)
             if field_id is None:
                 missing.append(key)
             elif str(current.get(field_id)) != str(value):
@@ -492,6 +511,15 @@ class SyncWorker:
         if missing:
             log.warning("sync: custom fields %s do not exist in GHL location %s", missing, self.settings.location_id)
         await self._write(job_id, save)
+
+    async def _custom_field_ids(self, client: GhlClient) -> dict[str, str]:
+        """Field key -> id, listed once (concurrent jobs wait for the one request in flight)."""
+        async with self._field_ids_lock:
+            if self._field_ids is None:
+                definitions = [d for d in await client.list_custom_fields() if d.get("id")]
+                ids = {d.get("fieldKey", ""): d["id"] for d in definitions}
+                self._field_ids = ids | {key.removeprefix("contact."): i for key, i in ids.items()}
+            return self._field_ids
 
     # -- operations for CLI / admin / window --------------------------------
     async def replay(self, **selection: Any) -> int:

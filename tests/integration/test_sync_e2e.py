@@ -252,3 +252,34 @@ async def test_stale_contact_is_reread_by_id_and_a_deleted_one_looked_up_again(s
     metrics = await settle(svc)
     assert metrics["dead"] == 0 and (ghl.count("lookup"), ghl.count("upsert")) == (2, 1)
     assert ghl.contact_by_phone(phone)["id"] != seeded["id"]
+
+
+async def test_jobs_of_one_contact_apply_in_order_even_when_claimed_together(sync_service, ghl):
+    svc = await sync_service()
+    secrets.delete_secret("crm:ghl")  # build a backlog: every job is claimed at once afterwards
+    phone = "+12025550112"
+    sequence = ["no_answer", "no_answer", "connected", "no_answer", "busy", "voicemail"]
+    for outcome in sequence:
+        call_id = str(uuid.uuid4())
+        if outcome == "connected":
+            body = call_event("call.completed", call_id, phone)
+        elif outcome == "busy":
+            body = call_event("call.failed", call_id, phone, sip_response_code=486, hangup_cause="user_busy")
+        elif outcome == "voicemail":
+            body = call_event("call.voicemail.detected", call_id, phone)
+        else:
+            body = no_answer(call_id, phone)
+        await send(svc, body)
+        await asyncio.sleep(0.01)  # distinct receipt times: the claim order is the call order
+    await asyncio.sleep(0.2)
+    assert (await svc.metrics())["pending"] == len(sequence)
+    secrets.set_secret("crm:ghl", ghl.token)
+    metrics = await settle(svc)
+    assert metrics["processed"] == len(sequence) and metrics["dead"] == 0
+    contact = ghl.contact_by_phone(phone)
+    assert ghl.count("lookup") + ghl.count("upsert") == 2  # one search, one create: not one per job
+    assert ghl.custom_value(contact["id"], "contact.callback_count") in (3, "3")  # 1, 2, reset, 1, 2, 3
+    assert ghl.custom_value(contact["id"], "contact.last_call_outcome") == "voicemail"
+    assert set(contact["tags"]) == {"no answer", "call connected", "busy", "voicemail", "callback exhausted"}
+    assert len(ghl.notes[contact["id"]]) == len(sequence)
+    assert ghl.count("fields.list") == 1
