@@ -148,9 +148,14 @@ def invalidate_cache() -> None:
 
 class MemoryKeyring(KeyringBackend):
     """A keyring that lives in memory only: for tests, benchmarks and screenshots, so they
-    never touch the user's real keyring.  The application itself never installs it."""
+    never touch the user's real keyring.  The application itself never installs it.
+
+    ``keyring`` registers every backend class it sees and picks the best viable one on its
+    own; this one must never be picked that way (secrets would vanish on exit), so it is not
+    viable for auto-detection and works only through ``keyring.set_keyring(MemoryKeyring())``."""
 
     priority = 1  # type: ignore[assignment]
+    viable = False  # type: ignore[assignment]
 
     def __init__(self) -> None:
         super().__init__()

@@ -31,16 +31,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _CALL_COLS = list(schema.CALL_COLUMNS)
-_UPSERT_CALL = (
-    f"INSERT INTO calls ({', '.join(_CALL_COLS)}) VALUES ({', '.join('?' for _ in _CALL_COLS)}) "
-    f"ON CONFLICT(source, call_id) DO UPDATE SET "
-    + ", ".join(f"{c}=excluded.{c}" for c in _CALL_COLS if c not in ("source", "call_id", "first_received_at"))
-)
-_INSERT_EVENT = (
-    "INSERT INTO events (source, dedupe_key, received_at, event_type, call_id, is_call, status, outcome, phone, "
-    "occurred_at, sequence, content_type, headers_json, body, event_json) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(source, dedupe_key) DO NOTHING"
-)
 
 
 _EVENT_PLACEHOLDERS = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -50,7 +40,9 @@ _INSERT_EVENTS_PREFIX = (
 )
 _CALL_PLACEHOLDERS = "(" + ",".join("?" for _ in _CALL_COLS) + ")"
 _UPSERT_CALLS_PREFIX = f"INSERT INTO calls ({', '.join(_CALL_COLS)}) VALUES "
-_UPSERT_CALLS_SUFFIX = _UPSERT_CALL[_UPSERT_CALL.index(" ON CONFLICT"):]
+_UPSERT_CALLS_SUFFIX = " ON CONFLICT(source, call_id) DO UPDATE SET " + ", ".join(
+    f"{c}=excluded.{c}" for c in _CALL_COLS if c not in ("source", "call_id", "first_received_at")
+)
 _CALL_JSON = ", ".join(f"'{c}', t.{c}" for c in _CALL_COLS)
 
 
@@ -260,7 +252,7 @@ class StoreWriter:
             if isolate:
                 conn.execute("SAVEPOINT item")
             try:
-                value: Any = self._insert(conn, item[1], counters) if kind == "event" else item[1](conn)
+                value: Any = self._insert_many(conn, [item[1]], counters)[0] if kind == "event" else item[1](conn)
             except Exception as exc:  # noqa: BLE001 - this item fails alone
                 if not isolate:
                     conn.execute("ROLLBACK")
@@ -276,44 +268,6 @@ class StoreWriter:
         self._flush_counters(conn, counters)
         conn.execute("COMMIT")
         return outcomes
-
-    def _insert(self, conn: sqlite3.Connection, item: Incoming, counters: Counter[tuple[int, str]]) -> Stored:
-        ev = item.event
-        hour = hour_of(item.received_at)
-        before = record = row = None
-        if ev.call_id:
-            row = conn.execute(
-                "SELECT * FROM calls WHERE source=? AND call_id=?", (item.source, ev.call_id)
-            ).fetchone()
-            before = row_to_record(row)
-            if before is None:
-                record = fold(None, item.source, ev)
-            else:
-                # Re-fold every stored event of the call with this one: exact for any arrival order.
-                stored_events = [
-                    CallEvent.from_dict(json.loads(r[0]))
-                    for r in conn.execute(
-                        "SELECT event_json FROM events WHERE source=? AND call_id=?", (item.source, ev.call_id)
-                    )
-                ]
-                record = fold_events(item.source, [*stored_events, ev])
-        cur = conn.execute(_INSERT_EVENT, self._event_row(item, record))
-        if cur.rowcount == 0:
-            counters[(hour, "deduped")] += 1
-            return Stored(duplicate=True, source=item.source, event=ev, received_at=item.received_at)
-        event_id = cur.lastrowid
-        counters[(hour, "stored")] += 1
-        if record is not None:
-            values = record.to_dict() | {
-                "phone": record.phone,
-                "first_received_at": row["first_received_at"] if row else item.received_at,
-                "updated_at": item.received_at,
-            }
-            conn.execute(_UPSERT_CALL, [values.get(c) for c in _CALL_COLS])
-        stored = Stored(False, event_id, item.source, ev, before, record, item.received_at)
-        for hook in self.hooks:
-            hook(conn, [stored])
-        return stored
 
     def _insert_many(
         self, conn: sqlite3.Connection, items: list[Incoming], counters: Counter[tuple[int, str]]

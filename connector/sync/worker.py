@@ -278,22 +278,24 @@ class SyncWorker:
         try:
             await self._sync(job)
         except RateLimited as exc:
-            delay = exc.retry_after_seconds or 10.0
+            delay, error = exc.retry_after_seconds or 10.0, str(exc)
             self.paused_until = now() + delay
             self.pause_reason = "GHL daily limit reached" if exc.daily_exhausted else "GHL rate limit"
-            await self._write(job_id, lambda c: outbox.retry_later(c, job_id, now() + delay, str(exc), now(), failure=False))
+            await self._write(job_id, lambda c: outbox.retry_later(c, job_id, now() + delay, error, now(), failure=False))
         except DailyLimitReached as exc:
-            self.paused_until = now() + exc.retry_after_seconds
-            self.pause_reason = "GHL daily limit reached"
-            await self._write(job_id, lambda c: outbox.retry_later(c, job_id, self.paused_until, str(exc), now(), failure=False))
+            until, error = now() + exc.retry_after_seconds, str(exc)
+            self.paused_until, self.pause_reason = until, "GHL daily limit reached"
+            await self._write(job_id, lambda c: outbox.retry_later(c, job_id, until, error, now(), failure=False))
         except AuthError as exc:
-            self.auth_error = f"Token rejected (HTTP {exc.status}): fix your token"
+            self.auth_error = state = f"Token rejected (HTTP {exc.status}): fix your token"
+            error = f"{exc} - fix your token"
             log.error("sync: %s", exc)
-            await self._write(job_id, lambda c: (outbox.kill(c, job_id, f"{exc} - fix your token", now()),
-                                                  outbox.set_state(c, "auth_error", self.auth_error)))
+            await self._write(job_id, lambda c: (outbox.kill(c, job_id, error, now()),
+                                                  outbox.set_state(c, "auth_error", state)))
         except (PermanentError, PlanError) as exc:
             log.warning("sync: job %s dead: %s", job_id, exc)
-            await self._write(job_id, lambda c: outbox.kill(c, job_id, str(exc), now()))
+            error = str(exc)
+            await self._write(job_id, lambda c: outbox.kill(c, job_id, error, now()))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - transient CRM trouble, or a bug: retry, then dead-letter

@@ -88,3 +88,13 @@ def test_no_keyring_is_reported_and_never_falls_back_to_files(monkeypatch):
     assert secrets.get_secret("source:dialer") is None  # lookup failure is not a crash
     with pytest.raises(keyring.errors.KeyringError):
         secrets.set_secret("source:dialer", "x")
+
+
+def test_memory_keyring_is_never_chosen_by_keyring_itself():
+    from keyring.backend import get_all_keyring
+    from keyring.core import _detect_backend  # what keyring does at import without a configured backend
+
+    from connector.secrets import MemoryKeyring
+
+    assert not any(isinstance(k, MemoryKeyring) for k in get_all_keyring())
+    assert not isinstance(_detect_backend(), MemoryKeyring)
