@@ -102,6 +102,16 @@ def hour_of(ts: float) -> int:
     return int(ts // 3600 * 3600)
 
 
+def add_counts(conn: sqlite3.Connection, counts: dict[tuple[int, str], int]) -> None:
+    """Add to per-hour counters (``(hour, name) -> n``) inside the current transaction."""
+    if counts:
+        conn.executemany(
+            "INSERT INTO stats_hourly (hour, name, n) VALUES (?,?,?) "
+            "ON CONFLICT(hour, name) DO UPDATE SET n = n + excluded.n",
+            [(hour, name, n) for (hour, name), n in counts.items()],
+        )
+
+
 def row_to_record(row: sqlite3.Row | None) -> CallRecord | None:
     return None if row is None else CallRecord.from_dict(dict(row))
 
@@ -265,15 +275,15 @@ class StoreWriter:
             if isolate:
                 conn.execute("RELEASE item")
             outcomes.append((item, True, value))
-        self._flush_counters(conn, counters)
+        add_counts(conn, counters)
         conn.execute("COMMIT")
         return outcomes
 
     def _insert_many(
         self, conn: sqlite3.Connection, items: list[Incoming], counters: Counter[tuple[int, str]]
     ) -> list[Stored]:
-        """Store a batch of events with a handful of set-based statements (same result as
-        ``_insert`` item by item).  Every sqlite3 call hands the GIL to the event loop and
+        """Store a batch of events with a handful of set-based statements (the same result as
+        storing them one by one: tests/unit/test_writer_batches.py).  Every sqlite3 call hands the GIL to the event loop and
         waits to get it back, so statements per batch, not per event, keep the writer fast."""
         already = set(
             map(tuple, _json_rows(conn, "json_group_array(json_array(t.source, t.dedupe_key))", "events",
@@ -368,15 +378,6 @@ class StoreWriter:
             item.body,
             json.dumps(ev.to_dict(), default=str),
         )
-
-    @staticmethod
-    def _flush_counters(conn: sqlite3.Connection, counters: Counter[tuple[int, str]]) -> None:
-        if counters:
-            conn.executemany(
-                "INSERT INTO stats_hourly (hour, name, n) VALUES (?,?,?) "
-                "ON CONFLICT(hour, name) DO UPDATE SET n = n + excluded.n",
-                [(hour, name, n) for (hour, name), n in counters.items()],
-            )
 
     @staticmethod
     def _resolve(outcomes: list[tuple[tuple[Any, ...], bool, Any]]) -> None:

@@ -10,18 +10,14 @@ import json
 import sqlite3
 from typing import Any
 
-from connector.store.writer import Stored, hour_of
+from connector.store.writer import Stored, add_counts, hour_of
 
 # Steps whose outcome at the CRM is unknown after a crash are re-checked before re-posting.
 CHECKED_STEPS = ("note", "task")
 
 
 def bump(conn: sqlite3.Connection, name: str, at: float, n: int = 1) -> None:
-    conn.execute(
-        "INSERT INTO stats_hourly (hour, name, n) VALUES (?,?,?) "
-        "ON CONFLICT(hour, name) DO UPDATE SET n = n + excluded.n",
-        (hour_of(at), name, n),
-    )
+    add_counts(conn, {(hour_of(at), name): n})
 
 
 def enqueue_on_outcome(conn: sqlite3.Connection, stored: list[Stored]) -> bool:
@@ -118,6 +114,24 @@ def kill(conn: sqlite3.Connection, job_id: int, error: str, now: float) -> None:
     bump(conn, "dead", now)
 
 
+def _selection(
+    source: str | None, call_id: str | None, since: float | None, until: float | None, time_column: str
+) -> tuple[list[str], list[Any]]:
+    """WHERE terms for one call and/or a time range (jobs by creation, calls by last update)."""
+    where: list[str] = []
+    args: list[Any] = []
+    if source and call_id:
+        where.append("source = ? AND call_id = ?")
+        args += [source, call_id]
+    if since is not None:
+        where.append(f"{time_column} >= ?")
+        args.append(since)
+    if until is not None:
+        where.append(f"{time_column} < ?")
+        args.append(until)
+    return where, args
+
+
 def replay(
     conn: sqlite3.Connection,
     now: float,
@@ -135,18 +149,9 @@ def replay(
     fields, and re-checks (not blindly re-posts) its note and task; a callback counter is never
     counted twice.
     """
-    where, args = [], []
+    where, args = _selection(source, call_id, since, until, "created_at")
     if dead:
         where.append("status = 'dead'")
-    if source and call_id:
-        where.append("source = ? AND call_id = ?")
-        args += [source, call_id]
-    if since is not None:
-        where.append("created_at >= ?")
-        args.append(since)
-    if until is not None:
-        where.append("created_at < ?")
-        args.append(until)
     if job_ids is not None:
         where.append(f"id IN ({','.join('?' for _ in job_ids)})")
         args += job_ids
@@ -154,17 +159,8 @@ def replay(
         raise ValueError("replay needs --dead, --call or --since")
     created = 0
     if not dead and job_ids is None:
-        call_where = ["outcome IS NOT NULL"]
-        call_args: list[Any] = []
-        if source and call_id:
-            call_where.append("source = ? AND call_id = ?")
-            call_args += [source, call_id]
-        if since is not None:
-            call_where.append("updated_at >= ?")
-            call_args.append(since)
-        if until is not None:
-            call_where.append("updated_at < ?")
-            call_args.append(until)
+        call_where, call_args = _selection(source, call_id, since, until, "updated_at")
+        call_where.append("outcome IS NOT NULL")
         cur = conn.execute(
             "INSERT INTO jobs (source, call_id, status, attempts, failures, next_attempt_at, created_at, updated_at) "
             f"SELECT source, call_id, 'pending', 0, 0, ?, updated_at, ? FROM calls WHERE {' AND '.join(call_where)} "

@@ -48,7 +48,6 @@ def backoff(failures: int, schedule: list[float], rng: random.Random) -> float |
 
 
 def _call_record(conn: sqlite3.Connection, source: str, call_id: str) -> CallRecord | None:
-    conn.row_factory = sqlite3.Row
     return row_to_record(conn.execute("SELECT * FROM calls WHERE source=? AND call_id=?", (source, call_id)).fetchone())
 
 
