@@ -1,12 +1,13 @@
 """The one thread that owns the SQLite write connection.
 
 Request handlers hand it an event and await the returned future; the thread
-drains everything queued (up to ``batch_max``), writes it in ONE
-``BEGIN IMMEDIATE ... COMMIT`` (WAL, ``synchronous=FULL``) and only then
-resolves the futures: a 2xx is never sent for an event that is not on disk
-(group commit).  If any item of a batch fails, the batch is rolled back and
-written again with a SAVEPOINT per item, so one bad item fails alone while
-the rest of its batch commits.
+drains everything queued (up to ``batch_max``), writes the events of the batch
+with one committed statement (:mod:`connector.store.ingest`; WAL,
+``synchronous=FULL``) and only then resolves the futures: a 2xx is never sent
+for an event that is not on disk (group commit).  Functions queued with
+:meth:`StoreWriter.execute` run in one ``BEGIN IMMEDIATE ... COMMIT`` per run of
+them.  If a write fails, its items are written again one at a time, so one bad
+item fails alone while the rest of its batch commits.
 """
 
 from __future__ import annotations
@@ -25,45 +26,13 @@ from typing import Any, TypeVar
 
 from connector.calls import fold, fold_events
 from connector.model import CallEvent, CallRecord
-from connector.store import schema
+from connector.store import ingest, schema
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_CALL_COLS = list(schema.CALL_COLUMNS)
-
-
-_EVENT_PLACEHOLDERS = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-_INSERT_EVENTS_PREFIX = (
-    "INSERT INTO events (source, dedupe_key, received_at, event_type, call_id, is_call, status, outcome, phone, "
-    "occurred_at, sequence, content_type, headers_json, body, event_json) VALUES "
-)
-_CALL_PLACEHOLDERS = "(" + ",".join("?" for _ in _CALL_COLS) + ")"
-_UPSERT_CALLS_PREFIX = f"INSERT INTO calls ({', '.join(_CALL_COLS)}) VALUES "
-_UPSERT_CALLS_SUFFIX = " ON CONFLICT(source, call_id) DO UPDATE SET " + ", ".join(
-    f"{c}=excluded.{c}" for c in _CALL_COLS if c not in ("source", "call_id", "first_received_at")
-)
-_CALL_JSON = ", ".join(f"'{c}', t.{c}" for c in _CALL_COLS)
-
-
-def _json_rows(conn: sqlite3.Connection, select: str, table: str, columns: tuple[str, str],
-               keys: list[tuple[Any, ...]]) -> list[Any]:
-    """Rows of ``table`` whose ``columns`` match one of ``keys``, aggregated by ``select`` into
-    one JSON array: one statement and one step whatever the number of rows.  A join against
-    the VALUES list (not ``(a, b) IN (VALUES ...)``, which scans) so the index is searched."""
-    if not keys:
-        return []
-    values = ",".join(["(?,?)"] * len(keys))
-    raw = conn.execute(
-        f"SELECT {select} FROM (VALUES {values}) AS k JOIN {table} t "
-        f"ON t.{columns[0]} = k.column1 AND t.{columns[1]} = k.column2",
-        [v for key in keys for v in key],
-    ).fetchone()[0]
-    return json.loads(raw) if raw else []
-
-
 class _ItemFailed(Exception):
-    """An item failed in a batch written without savepoints."""
+    """An item failed in a transaction written without savepoints."""
 
 
 @dataclass(slots=True)
@@ -91,11 +60,12 @@ class Stored:
     received_at: float = 0.0
 
 
-# A hook runs on the writer thread inside the events' transaction, after the
-# events and their call records were written (new events only, in order): the
-# sync outbox enqueues work here, so "event stored" and "work queued" commit
+# A hook sees the new events of each batch (writer thread, before the write) and
+# returns the outbox jobs to queue for them as ``(source, call_id, at)``: the sync
+# outbox queues a job when a call reaches its outcome.  The jobs are written by the
+# same statement as the events, so "event stored" and "work queued" commit
 # together or not at all.
-Hook = Callable[[sqlite3.Connection, list[Stored]], None]
+Hook = Callable[[list[Stored]], Iterable[tuple[str, str, float]]]
 
 
 def hour_of(ts: float) -> int:
@@ -110,6 +80,15 @@ def add_counts(conn: sqlite3.Connection, counts: dict[tuple[int, str], int]) -> 
             "ON CONFLICT(hour, name) DO UPDATE SET n = n + excluded.n",
             [(hour, name, n) for (hour, name), n in counts.items()],
         )
+
+
+def open_write_connection(path: str) -> sqlite3.Connection:
+    """The writer's connection: pragmas, schema brought up to date, ingest view and trigger."""
+    conn = schema.connect(path)
+    conn.row_factory = sqlite3.Row
+    schema.migrate(conn)
+    ingest.prepare(conn)
+    return conn
 
 
 def row_to_record(row: sqlite3.Row | None) -> CallRecord | None:
@@ -185,9 +164,7 @@ class StoreWriter:
     # -- the thread ------------------------------------------------------
     def _run(self) -> None:
         try:
-            conn = schema.connect(self.path)
-            conn.row_factory = sqlite3.Row
-            schema.migrate(conn)
+            conn = open_write_connection(self.path)
         except BaseException as exc:  # noqa: BLE001 - reported to start()
             self._start_error = exc
             self._ready.set()
@@ -209,19 +186,17 @@ class StoreWriter:
             conn.close()
 
     def _write_batch(self, conn: sqlite3.Connection, batch: list[tuple[Any, ...]]) -> None:
+        """Write a batch in queue order: each run of events (and counters) with one statement,
+        each run of queued functions in one transaction."""
         if not batch:
             return
-        try:
-            outcomes = self._transaction(conn, batch, isolate=False)
-        except _ItemFailed:
-            # Somebody's item failed: write the batch again, each item in its own savepoint.
-            self.fallbacks += 1
-            try:
-                outcomes = self._transaction(conn, batch, isolate=True)
-            except Exception as exc:  # noqa: BLE001
-                outcomes = self._failed(conn, batch, exc)
-        except Exception as exc:  # noqa: BLE001 - the whole batch could not be stored
-            outcomes = self._failed(conn, batch, exc)
+        outcomes: list[tuple[tuple[Any, ...], bool, Any]] = []
+        run: list[tuple[Any, ...]] = []
+        for item in [*batch, ("end",)]:
+            if run and (item[0] == "end" or (item[0] in ("call", "call_sync")) != (run[0][0] in ("call", "call_sync"))):
+                outcomes += self._write_calls(conn, run) if run[0][0] in ("call", "call_sync") else self._write_events(conn, run)
+                run = []
+            run.append(item)
         self.batches += 1
         self.items += len(outcomes)
         self._resolve(outcomes)
@@ -231,137 +206,98 @@ class StoreWriter:
             except Exception:  # noqa: BLE001
                 log.exception("store: after-commit callback failed")
 
-    def _failed(self, conn: sqlite3.Connection, batch: list[tuple[Any, ...]], exc: Exception) -> list[Any]:
-        log.error("store: batch of %d could not be committed: %s", len(batch), exc)
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        return [(item, False, exc) for item in batch if item[0] != "count"]
-
-    def _transaction(
-        self, conn: sqlite3.Connection, batch: list[tuple[Any, ...]], *, isolate: bool
-    ) -> list[tuple[tuple[Any, ...], bool, Any]]:
-        counters: Counter[tuple[int, str]] = Counter()
-        outcomes: list[tuple[tuple[Any, ...], bool, Any]] = []
-        conn.execute("BEGIN IMMEDIATE")
-        if not isolate:
-            events = [item for item in batch if item[0] == "event"]
-            if events:
-                try:
-                    stored = self._insert_many(conn, [item[1] for item in events], counters)
-                except Exception as exc:  # noqa: BLE001 - find the culprit item by item
-                    conn.execute("ROLLBACK")
-                    raise _ItemFailed from exc
-                outcomes += [(item, True, value) for item, value in zip(events, stored)]
-        for item in batch:
-            kind = item[0]
-            if kind == "count":
-                counters[(hour_of(item[3]), item[1])] += item[2]
-                continue
-            if kind == "event" and not isolate:
-                continue
-            if isolate:
-                conn.execute("SAVEPOINT item")
+    # -- events ------------------------------------------------------------
+    def _write_events(self, conn: sqlite3.Connection, run: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        counts: Counter[tuple[int, str]] = Counter()
+        events = []
+        for item in run:
+            if item[0] == "count":
+                counts[(hour_of(item[3]), item[1])] += item[2]
+            else:
+                events.append(item)
+        try:
+            stored = self._store_events(conn, [item[1] for item in events], Counter(counts))
+            return [(item, True, value) for item, value in zip(events, stored)]
+        except Exception as exc:  # noqa: BLE001 - find the culprit: one item at a time
+            if not events:
+                log.error("store: counters could not be written: %s", exc)
+                return []
+            log.warning("store: a batch of %d events failed (%s); storing them one at a time", len(events), exc)
+        self.fallbacks += 1
+        outcomes: list[tuple[Any, ...]] = []
+        for item in events:
             try:
-                value: Any = self._insert_many(conn, [item[1]], counters)[0] if kind == "event" else item[1](conn)
+                outcomes.append((item, True, self._store_events(conn, [item[1]], Counter())[0]))
             except Exception as exc:  # noqa: BLE001 - this item fails alone
-                if not isolate:
-                    conn.execute("ROLLBACK")
-                    raise _ItemFailed from exc
-                conn.execute("ROLLBACK TO item")
-                conn.execute("RELEASE item")
-                log.warning("store: item failed: %r", exc)
+                log.error("store: event could not be stored: %s", exc)
                 outcomes.append((item, False, exc))
-                continue
-            if isolate:
-                conn.execute("RELEASE item")
-            outcomes.append((item, True, value))
-        add_counts(conn, counters)
-        conn.execute("COMMIT")
+        if counts:
+            try:
+                ingest.write(conn, [], [], [], [(hour, name, n) for (hour, name), n in counts.items()])
+            except Exception as exc:  # noqa: BLE001
+                log.error("store: counters could not be written: %s", exc)
         return outcomes
 
-    def _insert_many(
-        self, conn: sqlite3.Connection, items: list[Incoming], counters: Counter[tuple[int, str]]
-    ) -> list[Stored]:
-        """Store a batch of events with a handful of set-based statements (the same result as
-        storing them one by one: tests/unit/test_writer_batches.py).  Every sqlite3 call hands the GIL to the event loop and
-        waits to get it back, so statements per batch, not per event, keep the writer fast."""
-        already = set(
-            map(tuple, _json_rows(conn, "json_group_array(json_array(t.source, t.dedupe_key))", "events",
-                                  ("source", "dedupe_key"), [(i.source, i.event.dedupe_key) for i in items]))
-        )
-        fresh: list[Incoming] = []
-        results: list[Stored | None] = []
-        for item in items:
-            key = (item.source, item.event.dedupe_key)
-            if key in already:
-                counters[(hour_of(item.received_at), "deduped")] += 1
-                results.append(Stored(True, source=item.source, event=item.event, received_at=item.received_at))
-            else:
-                already.add(key)
-                fresh.append(item)
-                results.append(None)
-        if not fresh:
-            return [r for r in results if r is not None]
-
-        calls = sorted({(i.source, i.event.call_id) for i in fresh if i.event.call_id})
+    def _store_events(self, conn: sqlite3.Connection, items: list[Incoming],
+                      counts: Counter[tuple[int, str]]) -> list[Stored]:
+        """Store events (plus ``counts``) with one lookup and one committed write; the same
+        result as storing them one by one (tests/unit/test_writer_batches.py)."""
+        calls = sorted({(i.source, i.event.call_id) for i in items if i.event.call_id})
+        found = ingest.lookup(conn, [(i.source, i.event.dedupe_key) for i in items], calls) if items else {}
+        already = set(map(tuple, found.get("stored", [])))
         current: dict[tuple[str, str], CallRecord] = {}
         first_seen: dict[tuple[str, str], float] = {}
+        for row in found.get("calls", []):
+            key = (row["source"], row["call_id"])
+            current[key] = CallRecord.from_dict(row)
+            first_seen[key] = row["first_received_at"]
         history: dict[tuple[str, str], list[CallEvent]] = {}
-        if calls:
-            for row in _json_rows(conn, f"json_group_array(json_object({_CALL_JSON}))", "calls",
-                                  ("source", "call_id"), calls):
-                key = (row["source"], row["call_id"])
-                current[key] = CallRecord.from_dict(row)
-                first_seen[key] = row["first_received_at"]
-            if current:
-                for source, call_id, event_json in _json_rows(
-                    conn, "json_group_array(json_array(t.source, t.call_id, t.event_json))", "events",
-                    ("source", "call_id"), sorted(current)):
-                    history.setdefault((source, call_id), []).append(CallEvent.from_dict(json.loads(event_json)))
+        for source, call_id, event_json in found.get("history", []):
+            history.setdefault((source, call_id), []).append(CallEvent.from_dict(json.loads(event_json)))
 
-        rows, stored = [], []
-        for item in fresh:
+        next_id = (found.get("max_id") or 0) + 1
+        results: list[Stored] = []
+        event_rows: list[tuple[Any, ...]] = []
+        touched: dict[tuple[str, str], float] = {}
+        for item in items:
             ev = item.event
+            key = (item.source, ev.dedupe_key)
+            if key in already:
+                counts[(hour_of(item.received_at), "deduped")] += 1
+                results.append(Stored(True, source=item.source, event=ev, received_at=item.received_at))
+                continue
+            already.add(key)
             before = record = None
             if ev.call_id:
-                key = (item.source, ev.call_id)
-                before = current.get(key)
-                past = history.setdefault(key, [])
+                call = (item.source, ev.call_id)
+                before = current.get(call)
+                past = history.setdefault(call, [])
                 record = fold(None, item.source, ev) if not past else fold_events(item.source, [*past, ev])
                 past.append(ev)
-                current[key] = record
-                first_seen.setdefault(key, item.received_at)
-            rows.append(self._event_row(item, record))
-            stored.append(Stored(False, None, item.source, ev, before, record, item.received_at))
-            counters[(hour_of(item.received_at), "stored")] += 1
+                current[call] = record
+                first_seen.setdefault(call, item.received_at)
+                touched[call] = item.received_at
+            event_rows.append(self._event_row(next_id, item, record))
+            results.append(Stored(False, next_id, item.source, ev, before, record, item.received_at))
+            next_id += 1
+            counts[(hour_of(item.received_at), "stored")] += 1
 
-        cur = conn.execute(_INSERT_EVENTS_PREFIX + ",".join([_EVENT_PLACEHOLDERS] * len(rows)),
-                           [v for row in rows for v in row])
-        if cur.rowcount != len(rows):
-            raise sqlite3.IntegrityError(f"{len(rows)} new events expected, {cur.rowcount} written")
-        first_id = cur.lastrowid - len(rows) + 1
-        for offset, value in enumerate(stored):
-            value.event_id = first_id + offset
-
-        touched = {(v.source, v.event.call_id): v for v in stored if v.record is not None}
-        if touched:
-            call_rows = []
-            for key, value in touched.items():
-                record = current[key]
-                values = record.to_dict() | {"phone": record.phone, "first_received_at": first_seen[key],
-                                             "updated_at": value.received_at}
-                call_rows.append([values.get(c) for c in _CALL_COLS])
-            conn.execute(_UPSERT_CALLS_PREFIX + ",".join([_CALL_PLACEHOLDERS] * len(call_rows)) + _UPSERT_CALLS_SUFFIX,
-                         [v for row in call_rows for v in row])
-        for hook in self.hooks:
-            hook(conn, stored)
-        it = iter(stored)
-        return [r if r is not None else next(it) for r in results]
+        call_rows = []
+        for call, updated_at in touched.items():
+            record = current[call]
+            values = record.to_dict() | {"phone": record.phone, "first_received_at": first_seen[call],
+                                         "updated_at": updated_at}
+            call_rows.append([values.get(c) for c in ingest.CALL_COLUMNS])
+        new = [value for value in results if not value.duplicate]
+        jobs = [job for hook in self.hooks for job in hook(new)] if new else []
+        ingest.write(conn, event_rows, call_rows, jobs, [(hour, name, n) for (hour, name), n in counts.items()])
+        return results
 
     @staticmethod
-    def _event_row(item: Incoming, record: CallRecord | None) -> tuple[Any, ...]:
+    def _event_row(event_id: int, item: Incoming, record: CallRecord | None) -> tuple[Any, ...]:
         ev = item.event
         return (
+            event_id,
             item.source,
             ev.dedupe_key,
             item.received_at,
@@ -378,6 +314,52 @@ class StoreWriter:
             item.body,
             json.dumps(ev.to_dict(), default=str),
         )
+
+    # -- queued functions --------------------------------------------------
+    def _write_calls(self, conn: sqlite3.Connection, run: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        try:
+            return self._transaction(conn, run, isolate=False)
+        except _ItemFailed:
+            # Somebody's function failed: run them again, each in its own savepoint.
+            self.fallbacks += 1
+            try:
+                return self._transaction(conn, run, isolate=True)
+            except Exception as exc:  # noqa: BLE001
+                return self._failed(conn, run, exc)
+        except Exception as exc:  # noqa: BLE001 - the transaction could not be committed
+            return self._failed(conn, run, exc)
+
+    def _failed(self, conn: sqlite3.Connection, run: list[tuple[Any, ...]], exc: Exception) -> list[Any]:
+        log.error("store: %d queued writes could not be committed: %s", len(run), exc)
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return [(item, False, exc) for item in run]
+
+    @staticmethod
+    def _transaction(
+        conn: sqlite3.Connection, run: list[tuple[Any, ...]], *, isolate: bool
+    ) -> list[tuple[tuple[Any, ...], bool, Any]]:
+        outcomes: list[tuple[tuple[Any, ...], bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        for item in run:
+            if isolate:
+                conn.execute("SAVEPOINT item")
+            try:
+                value = item[1](conn)
+            except Exception as exc:  # noqa: BLE001 - this item fails alone
+                if not isolate:
+                    conn.execute("ROLLBACK")
+                    raise _ItemFailed from exc
+                conn.execute("ROLLBACK TO item")
+                conn.execute("RELEASE item")
+                log.warning("store: item failed: %r", exc)
+                outcomes.append((item, False, exc))
+                continue
+            if isolate:
+                conn.execute("RELEASE item")
+            outcomes.append((item, True, value))
+        conn.execute("COMMIT")
+        return outcomes
 
     @staticmethod
     def _resolve(outcomes: list[tuple[tuple[Any, ...], bool, Any]]) -> None:

@@ -1,7 +1,7 @@
 """The outbox: SQL on the writer connection (every function runs inside the writer's transaction).
 
-Jobs are created by :func:`enqueue_on_outcome`, a store hook, in the same
-transaction that stored the event which finished the call.
+Jobs are named by :func:`jobs_on_outcome`, a store hook, and written by the same
+statement that stored the event which finished the call.
 """
 
 from __future__ import annotations
@@ -20,25 +20,16 @@ def bump(conn: sqlite3.Connection, name: str, at: float, n: int = 1) -> None:
     add_counts(conn, {(hour_of(at), name): n})
 
 
-def enqueue_on_outcome(conn: sqlite3.Connection, stored: list[Stored]) -> bool:
-    """Store hook: queue CRM work for each call that reached its outcome with these events.
-
-    One statement for the whole batch; returns whether any job was queued."""
-    rows = []
-    for value in stored:
-        record = value.record
-        if record is None or not record.outcome or (value.before is not None and value.before.outcome):
-            continue
-        rows += [value.source, record.call_id, value.received_at, value.received_at, value.received_at]
-    if not rows:
-        return False
-    values = ",".join(["(?, ?, 'pending', 0, 0, ?, ?, ?)"] * (len(rows) // 5))
-    cur = conn.execute(
-        "INSERT INTO jobs (source, call_id, status, attempts, failures, next_attempt_at, created_at, updated_at) "
-        f"VALUES {values} ON CONFLICT(source, call_id) DO NOTHING",
-        rows,
-    )
-    return cur.rowcount > 0
+def jobs_on_outcome(stored: list[Stored]) -> list[tuple[str, str, float]]:
+    """Store hook: one job ``(source, call_id, received_at)`` for each call that reached its
+    outcome with these new events (the writer inserts them with the events; a call already
+    queued keeps its job)."""
+    return [
+        (value.source, value.record.call_id, value.received_at)
+        for value in stored
+        if value.record is not None and value.record.outcome
+        and (value.before is None or not value.before.outcome)
+    ]
 
 
 def claim(conn: sqlite3.Connection, now: float, lease_seconds: float) -> dict[str, Any] | None:

@@ -101,10 +101,12 @@ class SyncWorker:
         self._attempts: dict[int | None, list[tuple[Any, ...]]] = {}
 
     # -- lifecycle -----------------------------------------------------------
-    def hook(self, conn: sqlite3.Connection, stored: list[Stored]) -> None:
+    def hook(self, stored: list[Stored]) -> list[tuple[str, str, float]]:
         """Store hook (writer thread): queue a job when a call reaches its outcome."""
-        if outbox.enqueue_on_outcome(conn, stored):
+        jobs = outbox.jobs_on_outcome(stored)
+        if jobs:
             self._queued = True
+        return jobs
 
     def after_commit(self) -> None:
         """Writer thread, after a commit: one wake-up per batch that queued work."""

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from connector import formats
 from connector.store import schema
-from connector.store.writer import Incoming, StoreWriter
-from connector.sync.outbox import enqueue_on_outcome
+from connector.store.writer import Incoming, StoreWriter, open_write_connection
+from connector.sync.outbox import jobs_on_outcome
 
 STEPS = ["call.initiated", "call.answered", "call.completed", "call.failed", "call.voicemail.detected"]
 
@@ -35,10 +35,7 @@ ITEM = st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 3), st.sampled_from
 
 
 def open_store(path: Path) -> sqlite3.Connection:
-    conn = schema.connect(str(path))
-    conn.row_factory = sqlite3.Row
-    schema.migrate(conn)
-    return conn
+    return open_write_connection(str(path))
 
 
 def snapshot(conn: sqlite3.Connection) -> dict:
@@ -58,7 +55,7 @@ def test_one_batch_equals_one_item_at_a_time(before, batch):
         results = []
         for mode in ("batch", "single"):
             conn = open_store(Path(tmp) / f"{mode}.db")
-            writer = StoreWriter(":unused:", hooks=[enqueue_on_outcome])
+            writer = StoreWriter(":unused:", hooks=[jobs_on_outcome])
             answers = []
             writer._resolve = lambda outcomes: answers.extend((ok, v) for _, ok, v in outcomes)  # type: ignore[method-assign]
             n = 0
