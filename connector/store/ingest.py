@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from connector.store import schema
 
 EVENT_COLUMNS: dict[str, type] = {
     "id": int,
+    "outcome": str,  # id and outcome are known on the writer thread; the rest where the event is queued
     "source": str,
     "dedupe_key": str,
     "received_at": float,
@@ -43,7 +44,6 @@ EVENT_COLUMNS: dict[str, type] = {
     "call_id": str,
     "is_call": int,
     "status": str,
-    "outcome": str,
     "phone": str,
     "occurred_at": str,
     "sequence": int,
@@ -120,19 +120,26 @@ def prepare(conn: sqlite3.Connection) -> None:
     conn.executescript(_SETUP)
 
 
-class _NeedsHex(Exception):
-    pass
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bytes):
+def plain_json(values: Sequence[Any]) -> str | None:
+    """A row as JSON text SQLite reads back exactly (bytes as UTF-8 text), or None when it
+    cannot be: bytes that are not UTF-8, or a NUL character anywhere."""
+    if any(isinstance(v, bytes) for v in values):
         try:
-            value = value.decode("utf-8")
+            values = [v.decode("utf-8") if isinstance(v, bytes) else v for v in values]
         except UnicodeDecodeError:
-            raise _NeedsHex from None
-    if isinstance(value, str) and "\x00" in value:
-        raise _NeedsHex
-    return value
+            return None
+    text = json.dumps(values, ensure_ascii=False)
+    return None if "\\u0000" in text else text
+
+
+class Row:
+    """One row for :func:`write`: its values, and its plain JSON text when it has one."""
+
+    __slots__ = ("values", "text")
+
+    def __init__(self, values: Sequence[Any], text: str | None = None) -> None:
+        self.values = values
+        self.text = plain_json(values) if text is None else text
 
 
 def _hexed(value: Any) -> Any:
@@ -143,15 +150,11 @@ def _hexed(value: Any) -> Any:
     return value
 
 
-def _encode(tables: Sequence[Iterable[Sequence[Any]]]) -> tuple[int, list[str]]:
-    """JSON text for each table's rows: plain when every value survives JSON, else all hex."""
-    for hex_flag, convert in ((0, _plain), (1, _hexed)):
-        try:
-            return hex_flag, [json.dumps([[convert(v) for v in row] for row in rows], ensure_ascii=False)
-                              for rows in tables]
-        except _NeedsHex:
-            continue
-    raise AssertionError("unreachable")
+def _encode(tables: Sequence[Sequence[Row]]) -> tuple[int, list[str]]:
+    """JSON text for each table: plain when every row has plain text, else every string hex."""
+    if all(row.text is not None for rows in tables for row in rows):
+        return 0, ["[" + ",".join(row.text for row in rows) + "]" for rows in tables]  # type: ignore[misc]
+    return 1, [json.dumps([[_hexed(v) for v in row.values] for row in rows]) for rows in tables]
 
 
 def lookup(
@@ -159,19 +162,14 @@ def lookup(
 ) -> dict[str, Any]:
     """Stored state for a batch: ``{"max_id", "stored": [[source, dedupe_key]...],
     "calls": [record dict...], "history": [[source, call_id, event_json]...]}``."""
-    hex_flag, (keys_json, calls_json) = _encode([keys, calls])
+    hex_flag, (keys_json, calls_json) = _encode([[Row(key) for key in keys], [Row(call) for call in calls]])
     row = conn.execute(_LOOKUP, (keys_json, calls_json, hex_flag)).fetchone()
     return json.loads(row[0])
 
 
-def write(
-    conn: sqlite3.Connection,
-    events: list[Sequence[Any]],
-    calls: list[Sequence[Any]],
-    jobs: list[Sequence[Any]],
-    counts: list[Sequence[Any]],
-) -> None:
-    """Insert rows (in EVENT_COLUMNS / CALL_COLUMNS / JOB_COLUMNS / COUNT_COLUMNS order)
+def write(conn: sqlite3.Connection, events: Sequence[Row], calls: Sequence[Row], jobs: Sequence[Row],
+          counts: Sequence[Row]) -> None:
+    """Insert rows (values in EVENT_COLUMNS / CALL_COLUMNS / JOB_COLUMNS / COUNT_COLUMNS order)
     with one statement, committed when it returns."""
     if conn.in_transaction:
         raise RuntimeError("ingest.write commits by itself; it must not run inside a transaction")

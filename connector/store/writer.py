@@ -45,6 +45,33 @@ class Incoming:
     content_type: str = ""
     headers: dict[str, str] = field(default_factory=dict)  # already redacted
     received_at: float = field(default_factory=time.time)
+    # Set by prepare(): the event's row (all but id and outcome) as values and as JSON text
+    # (None when it must travel hex-encoded), and, for a call event, its call's record and
+    # row as they are when this is the call's first event.
+    row: tuple[Any, ...] | None = field(default=None, init=False, repr=False, compare=False)
+    row_json: str | None = field(default=None, init=False, repr=False, compare=False)
+    new_record: CallRecord | None = field(default=None, init=False, repr=False, compare=False)
+    new_call: ingest.Row | None = field(default=None, init=False, repr=False, compare=False)
+
+    def prepare(self) -> None:
+        """Encode what does not depend on the store.  :meth:`StoreWriter.store` calls it on the
+        caller's thread, so the writer thread - on the path of every acknowledgement - does not."""
+        ev = self.event
+        self.row = (
+            self.source, ev.dedupe_key, self.received_at, ev.event_type, ev.call_id,
+            1 if ev.is_call_event else 0, ev.status, ev.phone, ev.occurred_at, ev.sequence,
+            self.content_type, json.dumps(self.headers), self.body, json.dumps(ev.to_dict(), default=str),
+        )
+        text = ingest.plain_json(self.row)
+        self.row_json = None if text is None else text[1:]
+        if ev.call_id:
+            self.new_record = fold(None, self.source, ev)
+            self.new_call = _call_row(self.new_record, self.received_at, self.received_at)
+
+
+def _call_row(record: CallRecord, first_received_at: float, updated_at: float) -> ingest.Row:
+    values = record.to_dict() | {"phone": record.phone, "first_received_at": first_received_at, "updated_at": updated_at}
+    return ingest.Row([values.get(c) for c in ingest.CALL_COLUMNS])
 
 
 @dataclass(slots=True)
@@ -91,10 +118,6 @@ def open_write_connection(path: str) -> sqlite3.Connection:
     return conn
 
 
-def row_to_record(row: sqlite3.Row | None) -> CallRecord | None:
-    return None if row is None else CallRecord.from_dict(dict(row))
-
-
 class StoreWriter:
     def __init__(self, path: str, *, batch_max: int = 256, hooks: Iterable[Hook] = ()) -> None:
         self.path = str(path)
@@ -131,6 +154,7 @@ class StoreWriter:
         """Queue one event; the future resolves after its transaction committed."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Stored] = loop.create_future()
+        item.prepare()
         self._queue.put(("event", item, loop, fut))
         return fut
 
@@ -233,7 +257,7 @@ class StoreWriter:
                 outcomes.append((item, False, exc))
         if counts:
             try:
-                ingest.write(conn, [], [], [], [(hour, name, n) for (hour, name), n in counts.items()])
+                ingest.write(conn, [], [], [], [ingest.Row((hour, name, n)) for (hour, name), n in counts.items()])
             except Exception as exc:  # noqa: BLE001
                 log.error("store: counters could not be written: %s", exc)
         return outcomes
@@ -257,8 +281,8 @@ class StoreWriter:
 
         next_id = (found.get("max_id") or 0) + 1
         results: list[Stored] = []
-        event_rows: list[tuple[Any, ...]] = []
-        touched: dict[tuple[str, str], float] = {}
+        event_rows: list[ingest.Row] = []
+        call_rows: dict[tuple[str, str], ingest.Row] = {}
         for item in items:
             ev = item.event
             key = (item.source, ev.dedupe_key)
@@ -267,53 +291,35 @@ class StoreWriter:
                 results.append(Stored(True, source=item.source, event=ev, received_at=item.received_at))
                 continue
             already.add(key)
+            if item.row is None:
+                item.prepare()
             before = record = None
             if ev.call_id:
                 call = (item.source, ev.call_id)
                 before = current.get(call)
                 past = history.setdefault(call, [])
-                record = fold(None, item.source, ev) if not past else fold_events(item.source, [*past, ev])
+                if past:
+                    record = fold_events(item.source, [*past, ev])
+                    call_rows[call] = _call_row(record, first_seen[call], item.received_at)
+                else:  # the call's first event: its record was folded by prepare()
+                    record = item.new_record
+                    call_rows[call] = item.new_call  # type: ignore[assignment]
+                    first_seen[call] = item.received_at
                 past.append(ev)
-                current[call] = record
-                first_seen.setdefault(call, item.received_at)
-                touched[call] = item.received_at
-            event_rows.append(self._event_row(next_id, item, record))
+                current[call] = record  # type: ignore[assignment]
+            outcome = record.outcome if record else None
+            values = (next_id, outcome, *item.row)  # type: ignore[misc]
+            text = None if item.row_json is None else f"[{next_id},{json.dumps(outcome)},{item.row_json}"
+            event_rows.append(ingest.Row(values, text))
             results.append(Stored(False, next_id, item.source, ev, before, record, item.received_at))
             next_id += 1
             counts[(hour_of(item.received_at), "stored")] += 1
 
-        call_rows = []
-        for call, updated_at in touched.items():
-            record = current[call]
-            values = record.to_dict() | {"phone": record.phone, "first_received_at": first_seen[call],
-                                         "updated_at": updated_at}
-            call_rows.append([values.get(c) for c in ingest.CALL_COLUMNS])
         new = [value for value in results if not value.duplicate]
-        jobs = [job for hook in self.hooks for job in hook(new)] if new else []
-        ingest.write(conn, event_rows, call_rows, jobs, [(hour, name, n) for (hour, name), n in counts.items()])
+        jobs = [ingest.Row(job) for hook in self.hooks for job in hook(new)] if new else []
+        ingest.write(conn, event_rows, list(call_rows.values()), jobs,
+                     [ingest.Row((hour, name, n)) for (hour, name), n in counts.items()])
         return results
-
-    @staticmethod
-    def _event_row(event_id: int, item: Incoming, record: CallRecord | None) -> tuple[Any, ...]:
-        ev = item.event
-        return (
-            event_id,
-            item.source,
-            ev.dedupe_key,
-            item.received_at,
-            ev.event_type,
-            ev.call_id,
-            1 if ev.is_call_event else 0,
-            ev.status,
-            record.outcome if record else None,
-            ev.phone,
-            ev.occurred_at,
-            ev.sequence,
-            item.content_type,
-            json.dumps(item.headers),
-            item.body,
-            json.dumps(ev.to_dict(), default=str),
-        )
 
     # -- queued functions --------------------------------------------------
     def _write_calls(self, conn: sqlite3.Connection, run: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:

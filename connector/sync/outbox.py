@@ -33,7 +33,8 @@ def jobs_on_outcome(stored: list[Stored]) -> list[tuple[str, str, float]]:
 
 
 def claim(conn: sqlite3.Connection, now: float, lease_seconds: float) -> dict[str, Any] | None:
-    """Take the most overdue job (or one whose lease expired: its worker died)."""
+    """Take the most overdue job (or one whose lease expired: its worker died), with its call's
+    record under ``"call"`` (None if the call is not in the store)."""
     row = conn.execute(
         "SELECT id FROM jobs WHERE (status = 'pending' AND next_attempt_at <= ?) "
         "OR (status = 'leased' AND lease_until < ?) ORDER BY next_attempt_at, id LIMIT 1",
@@ -45,8 +46,10 @@ def claim(conn: sqlite3.Connection, now: float, lease_seconds: float) -> dict[st
         "UPDATE jobs SET status = 'leased', lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?",
         (now + lease_seconds, now, row[0]),
     )
-    job = conn.execute("SELECT * FROM jobs WHERE id = ?", (row[0],)).fetchone()
-    return dict(job)
+    job = dict(conn.execute("SELECT * FROM jobs WHERE id = ?", (row[0],)).fetchone())
+    call = conn.execute("SELECT * FROM calls WHERE source = ? AND call_id = ?", (job["source"], job["call_id"])).fetchone()
+    job["call"] = dict(call) if call is not None else None
+    return job
 
 
 def steps(conn: sqlite3.Connection, job_id: int) -> dict[str, tuple[str, Any]]:

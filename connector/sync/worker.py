@@ -24,7 +24,7 @@ import aiohttp
 from connector import secrets
 from connector.model import CallRecord
 from connector.store.reader import StoreReader
-from connector.store.writer import StoreWriter, Stored, row_to_record
+from connector.store.writer import StoreWriter, Stored
 from connector.sync import outbox
 from connector.sync.crm.errors import AuthError, CrmError, DailyLimitReached, PermanentError, RateLimited
 from connector.sync.crm.ghl import Attempt, GhlClient
@@ -45,10 +45,6 @@ def backoff(failures: int, schedule: list[float], rng: random.Random) -> float |
     if failures > len(schedule):
         return None
     return schedule[failures - 1] * rng.uniform(1 - JITTER, 1 + JITTER)
-
-
-def _call_record(conn: sqlite3.Connection, source: str, call_id: str) -> CallRecord | None:
-    return row_to_record(conn.execute("SELECT * FROM calls WHERE source=? AND call_id=?", (source, call_id)).fetchone())
 
 
 def _cached_contact(conn: sqlite3.Connection, phone: str) -> dict[str, Any] | None:
@@ -318,12 +314,13 @@ class SyncWorker:
         client = self._client
         assert client is not None
         job_id, source, call_id = job["id"], job["source"], job["call_id"]
-        call = await self.reader.run(_call_record, source, call_id)
-        if call is None:
+        if job["call"] is None:
             raise PlanError(f"call {source}/{call_id} is not in the store")
-        plan = plan_for(call, self.settings)
+        plan = plan_for(CallRecord.from_dict(job["call"]), self.settings)
         # Jobs of one contact run one after the other, in claim order: each reads the contact
-        # state (tags, fields, counter) the previous one left.
+        # state (tags, fields, counter) the previous one left.  The call came with the claim, so
+        # nothing is awaited between the claim and taking the contact's lock (a read completing
+        # out of order would let a later job of the contact overtake an earlier one).
         async with self._phone(plan.phone):
             await self._sync_contact(client, job_id, plan)
 

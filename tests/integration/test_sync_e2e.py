@@ -11,6 +11,7 @@ import pytest
 
 from connector import secrets
 from connector.app import Service
+from connector.sync.worker import _current_job
 from tests.conftest import SECRET, make_config
 from tests.fakes.ghl_server import Fault
 from tests.signing import dumps, hmac_headers
@@ -254,8 +255,19 @@ async def test_stale_contact_is_reread_by_id_and_a_deleted_one_looked_up_again(s
     assert ghl.contact_by_phone(phone)["id"] != seeded["id"]
 
 
-async def test_jobs_of_one_contact_apply_in_order_even_when_claimed_together(sync_service, ghl):
+@pytest.mark.parametrize("slow_first_read", [False, True])
+async def test_jobs_of_one_contact_apply_in_order_even_when_claimed_together(sync_service, ghl, slow_first_read):
     svc = await sync_service()
+    if slow_first_read:  # the first job's first store read is slow: later jobs must still wait their turn
+        original, delayed = svc.worker.reader.run, []
+
+        async def run(fn, *args):
+            if _current_job.get() is not None and not delayed:
+                delayed.append(fn)
+                await asyncio.sleep(0.3)
+            return await original(fn, *args)
+
+        svc.worker.reader.run = run
     secrets.delete_secret("crm:ghl")  # build a backlog: every job is claimed at once afterwards
     phone = "+12025550112"
     sequence = ["no_answer", "no_answer", "connected", "no_answer", "busy", "voicemail"]

@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector import formats
-from connector.store import schema
 from connector.store.writer import Incoming, StoreWriter, open_write_connection
 from connector.sync.outbox import jobs_on_outcome
 
@@ -97,3 +96,42 @@ def test_a_failing_item_fails_alone(tmp_path):
     assert [ok for ok, _ in answers] == [True, False, True, True] and writer.fallbacks == 1
     assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 3
     assert Counter(dict(conn.execute("SELECT name, n FROM stats_hourly").fetchall())) == Counter(stored=3)
+
+
+TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
+
+
+@settings(max_examples=80, deadline=None)
+@given(body=st.binary(min_size=1, max_size=48), call_id=TEXT, agent=st.one_of(st.none(), TEXT),
+       dedupe=TEXT, header=TEXT, neighbour_first=st.booleans())
+def test_every_value_is_stored_exactly(body, call_id, agent, dedupe, header, neighbour_first):
+    """Rows travel to SQLite as JSON; bytes that are not UTF-8 and NUL characters must still
+    come back exactly, in the event's own row, its call and its neighbours in the batch."""
+    from connector.model import CallEvent
+
+    event = CallEvent("unlimcall", "call.completed", dedupe, call_id=call_id, status="completed",
+                      direction="outbound", to_number="+12025550100", agent=agent, talk_seconds=12.5)
+    odd = Incoming("s", event, body, "application/json", {"X-Odd": header}, received_at=1_780_000_000.25)
+    plain = incoming("s", 9, "call.completed", 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        conn = open_store(Path(tmp) / "s.db")
+        writer = StoreWriter(":unused:", hooks=[jobs_on_outcome])
+        answers = []
+        writer._resolve = lambda outcomes: answers.extend((ok, v) for _, ok, v in outcomes)  # type: ignore[method-assign]
+        items = [("event", odd, None, None), ("event", plain, None, None)]
+        writer._write_batch(conn, items[::-1] if neighbour_first else items)
+        assert all(ok for ok, _ in answers) and writer.fallbacks == 0
+        row = conn.execute("SELECT * FROM events WHERE dedupe_key = ?", (dedupe,)).fetchone()
+        assert (row["body"], row["call_id"], row["received_at"]) == (body, call_id, 1_780_000_000.25)
+        assert json.loads(row["headers_json"]) == {"X-Odd": header}
+        assert CallEvent.from_dict(json.loads(row["event_json"])) == event
+        call = conn.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+        assert (call["agent"], call["talk_seconds"], call["phone"]) == (agent, 12.5, "+12025550100")
+        assert conn.execute("SELECT COUNT(*) FROM jobs WHERE call_id = ?", (call_id,)).fetchone()[0] == 1
+        other = conn.execute("SELECT body FROM events WHERE dedupe_key = ?", (plain.event.dedupe_key,)).fetchone()
+        assert other["body"] == plain.body
+        # and the dedupe lookup finds it again, NUL or not
+        answers.clear()
+        writer._write_batch(conn, [("event", odd, None, None)])
+        assert answers[0][1].duplicate
+        conn.close()
