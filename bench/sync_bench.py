@@ -320,7 +320,7 @@ async def run_once(args: argparse.Namespace, concurrency: int) -> Result:
     from connector import secrets
     from connector.app import Service
     from connector.config import parse_config
-    from connector.store.writer import row_to_record
+    from connector.model import CallRecord
     from connector.sync.settings import parse_ghl
     from tests.fakes.ghl_server import FakeGhl
 
@@ -389,7 +389,7 @@ async def run_once(args: argparse.Namespace, concurrency: int) -> Result:
             ).fetchall()
 
         rows = await svc.reader.run(job_rows)
-        jobs = [(row["job_id"], row_to_record(row)) for row in rows]
+        jobs = [(row["job_id"], CallRecord.from_dict(dict(row))) for row in rows]
         stored = Counter(call.outcome for _, call in jobs)
         wrong = [c.call_id for _, c in jobs if backlog.intended.get(c.call_id) != c.outcome]
         if len(jobs) != args.outcomes or wrong:
