@@ -34,23 +34,9 @@ from typing import Any
 
 from connector.store import schema
 
-EVENT_COLUMNS: dict[str, type] = {
-    "id": int,
-    "outcome": str,  # id and outcome are known on the writer thread; the rest where the event is queued
-    "source": str,
-    "dedupe_key": str,
-    "received_at": float,
-    "event_type": str,
-    "call_id": str,
-    "is_call": int,
-    "status": str,
-    "phone": str,
-    "occurred_at": str,
-    "sequence": int,
-    "content_type": str,
-    "headers_json": str,
-    "body": bytes,
-    "event_json": str,
+# id and outcome first: they are known on the writer thread, the rest where the event is queued.
+EVENT_COLUMNS: dict[str, type] = {"id": int, "outcome": str} | {
+    name: kind for name, kind in schema.EVENT_COLUMNS.items() if name not in ("id", "outcome")
 }
 CALL_COLUMNS: dict[str, type] = dict(schema.CALL_COLUMNS)
 JOB_COLUMNS: dict[str, type] = {"source": str, "call_id": str, "at": float}

@@ -41,26 +41,29 @@ CALL_COLUMNS = {
 }
 
 
+EVENT_COLUMNS = {
+    "id": int,
+    "source": str,
+    "dedupe_key": str,
+    "received_at": float,
+    "event_type": str,
+    "call_id": str,
+    "is_call": int,
+    "status": str,
+    "outcome": str,
+    "phone": str,
+    "occurred_at": str,
+    "sequence": int,
+    "content_type": str,
+    "headers_json": str,
+    "body": bytes,
+    "event_json": str,
+}
+
+
 def _v1_receiver(db: sqlite_utils.Database) -> None:
     db["events"].create(
-        {
-            "id": int,
-            "source": str,
-            "dedupe_key": str,
-            "received_at": float,
-            "event_type": str,
-            "call_id": str,
-            "is_call": int,
-            "status": str,
-            "outcome": str,
-            "phone": str,
-            "occurred_at": str,
-            "sequence": int,
-            "content_type": str,
-            "headers_json": str,
-            "body": bytes,
-            "event_json": str,
-        },
+        EVENT_COLUMNS,
         pk="id",
         not_null={"source", "dedupe_key", "received_at", "event_type", "body"},
     )
