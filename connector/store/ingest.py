@@ -49,18 +49,23 @@ def _unhex(value: str | None) -> bytes | None:
     return None if value is None else bytes.fromhex(value)
 
 
-def _column(index: int, kind: type, source: str = "value") -> str:
-    """SQL reading element ``index`` of a JSON row array, decoding hex when the batch is hex."""
-    raw = f"json_extract({source}, '$[{index}]')"
+def _element(json_text: str, index: int) -> str:
+    return f"json_extract({json_text}, '$[{index}]')"
+
+
+def _decoded(raw: str, kind: type, hex_flag: str) -> str:
+    """SQL for the value ``raw`` (a json_extract) as a ``kind`` column, decoding hex when
+    ``hex_flag`` (an SQL expression) is true."""
     if kind is bytes:
-        return f"iif(NEW.hex, {_UNHEX}({raw}), CAST({raw} AS BLOB))"
+        return f"iif({hex_flag}, {_UNHEX}({raw}), CAST({raw} AS BLOB))"
     if kind is str:
-        return f"iif(NEW.hex, CAST({_UNHEX}({raw}) AS TEXT), {raw})"
+        return f"iif({hex_flag}, CAST({_UNHEX}({raw}) AS TEXT), {raw})"
     return raw
 
 
 def _select(columns: dict[str, type], rows: str) -> str:
-    picks = ", ".join(f"{_column(i, kind)} AS {name}" for i, (name, kind) in enumerate(columns.items()))
+    picks = ", ".join(f"{_decoded(_element('value', i), kind, 'NEW.hex')} AS {name}"
+                      for i, (name, kind) in enumerate(columns.items()))
     return f"SELECT {picks} FROM json_each(NEW.{rows})"
 
 
@@ -82,8 +87,7 @@ END;
 
 
 def _key(index: int, source: str) -> str:
-    raw = f"json_extract({source}.value, '$[{index}]')"
-    return f"iif(?3, CAST({_UNHEX}({raw}) AS TEXT), {raw})"
+    return _decoded(_element(f"{source}.value", index), str, "?3")
 
 
 _CALL_JSON = ", ".join(f"'{c}', t.{c}" for c in CALL_COLUMNS)

@@ -13,6 +13,7 @@ item fails alone while the rest of its batch commits.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import queue
@@ -215,12 +216,8 @@ class StoreWriter:
         if not batch:
             return
         outcomes: list[tuple[tuple[Any, ...], bool, Any]] = []
-        run: list[tuple[Any, ...]] = []
-        for item in [*batch, ("end",)]:
-            if run and (item[0] == "end" or (item[0] in ("call", "call_sync")) != (run[0][0] in ("call", "call_sync"))):
-                outcomes += self._write_calls(conn, run) if run[0][0] in ("call", "call_sync") else self._write_events(conn, run)
-                run = []
-            run.append(item)
+        for queued_functions, run in itertools.groupby(batch, key=lambda item: item[0] in ("call", "call_sync")):
+            outcomes += self._write_calls(conn, list(run)) if queued_functions else self._write_events(conn, list(run))
         self.batches += 1
         self.items += len(outcomes)
         self._resolve(outcomes)
