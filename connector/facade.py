@@ -10,218 +10,28 @@ and are applied to the running service at once.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
-import json
-import re
-import shutil
-import sqlite3
-import sys
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import keyring.errors
-from standardwebhooks import Webhook
 
 from connector import config_edit, secrets
+from connector import window_queries as wq
+from connector.autostart import Autostart, default_launch_command
 from connector.config import ConfigError, SourceConfig, parse_config, parse_source
-from connector.receiver.signatures import twilio_signature
+from connector.health import health_target, health_verdict
+from connector.redact import mask_headers, pretty_payload
 from connector.store import reader as q
 from connector.sync import queries as sq
 from connector.sync.settings import DEFAULT_RULES, GhlSettings, Rule, parse_ghl
 from connector.sync.worker import TOKEN_USER
+from connector.test_events import sample_payload, sign_request
 
 CHART_HOURS = 3
 SNAPSHOT_MAX_AGE = 30.0  # seconds a cached snapshot may be reused while nothing changed
-STALE_PENDING_SECONDS = 600
-TEST_PHONE = "+15555550100"  # a fictional number (555-01xx)
-
-
-# -- health ---------------------------------------------------------------------
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def format_age(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 90:
-        return f"{seconds} s"
-    if seconds < 90 * 60:
-        return f"{round(seconds / 60)} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{round(seconds / 86400)} d"
-
-
-def health_verdict(metrics: dict[str, Any]) -> tuple[str, str]:
-    """``(level, one line)`` for the dashboard, window and tray; level is ok | warn | error.
-
-    First match wins: things only a person can fix, then permanent failures, then waiting work.
-    """
-    crm = metrics.get("crm") or {}
-    pending = int(metrics.get("pending") or 0)
-    dead = int(metrics.get("dead") or 0)
-    retrying = int(metrics.get("retrying") or 0)
-    oldest = float(metrics.get("oldest_pending_age_seconds") or 0)
-    if metrics.get("store_ok") is False:
-        return "error", "Store unavailable — check the data dir and free disk space"
-    if not crm.get("configured"):
-        return "warn", "CRM not configured — open CRM"
-    if crm.get("auth_error"):
-        return "error", "Token rejected — open CRM settings"
-    if not crm.get("token"):
-        return "error", "No CRM token — open CRM"
-    if crm.get("pause_reason") and pending:
-        return "warn", f"{pending} waiting — {crm['pause_reason']}"
-    if dead:
-        return "error", f"{_plural(dead, 'call')} failed to sync — open Dead letters"
-    if retrying:
-        return "warn", f"{pending} waiting — {_plural(retrying, 'call')} retrying after errors"
-    if pending and oldest >= STALE_PENDING_SECONDS:
-        return "warn", f"{pending} waiting — oldest {format_age(oldest)}"
-    if pending:
-        return "ok", f"Syncing — {pending} waiting"
-    return "ok", "All synced"
-
-
-def health_target(metrics: dict[str, Any]) -> str | None:
-    """The tab that fixes what :func:`health_verdict` complains about (crm | dead_letters | None)."""
-    crm = metrics.get("crm") or {}
-    if not crm.get("configured") or crm.get("auth_error") or not crm.get("token"):
-        return "crm"
-    if metrics.get("dead"):
-        return "dead_letters"
-    return None
-
-
-# -- secrets in what the inspector shows -------------------------------------------
-
-MASK = "••••••••"
-_SECRET_NAME = re.compile(r"sig|secret|token|auth|passw|api[-_]?key|cookie|session|credential", re.I)
-_SECRET_VALUE = re.compile(
-    r"^(?:(?:bearer|basic|token)\s+\S+|whsec_\S+|sk_\S+|pit-[0-9a-f-]{20,}|v1,\S+|(?:sha256=)?[0-9a-f]{40,}"
-    r"|[A-Za-z0-9+/_-]{32,}={0,2})$",
-    re.I,
-)
-
-
-def looks_secret(name: str, value: str) -> bool:
-    return bool(_SECRET_NAME.search(name)) or bool(_SECRET_VALUE.match(value.strip()))
-
-
-def mask_headers(headers: dict[str, Any]) -> dict[str, str]:
-    """Headers as stored (the receiver already redacted signatures), plus anything that looks secret."""
-    out = {}
-    for name, value in headers.items():
-        text = str(value)
-        out[name] = text if text == "[redacted]" or not looks_secret(name, text) else MASK
-    return out
-
-
-def _mask_payload(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: (MASK if isinstance(v, str) and _SECRET_NAME.search(str(k)) else _mask_payload(v))
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask_payload(v) for v in value]
-    return value
-
-
-def pretty_payload(body: str, content_type: str) -> str:
-    """The request body for people: indented JSON, or one ``name = value`` line per form field."""
-    if "x-www-form-urlencoded" in (content_type or ""):
-        pairs = parse_qsl(body, keep_blank_values=True)
-        return "\n".join(f"{k} = {MASK if _SECRET_NAME.search(k) else v}" for k, v in pairs)
-    try:
-        return json.dumps(_mask_payload(json.loads(body)), indent=2, ensure_ascii=False)
-    except ValueError:
-        return body
-
-
-# -- search -----------------------------------------------------------------------
-
-_PHONE_CHARS = re.compile(r"^\+?[\d\s().-]+$")
-
-
-def search_kind(text: str) -> str:
-    """What a search box entry probably is: ``phone`` (7+ digits) or ``call_id``."""
-    text = text.strip()
-    digits = sum(c.isdigit() for c in text)
-    return "phone" if _PHONE_CHARS.match(text) and digits >= 7 else "call_id"
-
-
-# -- start on login -----------------------------------------------------------------
-
-_DESKTOP_RESERVED = re.compile(r'[\s"\'\\><~|&;$*?#()`]')
-
-
-def _desktop_quote(arg: str) -> str:
-    """Quote one argument of a desktop entry's ``Exec`` key (Desktop Entry Specification)."""
-    if not arg or _DESKTOP_RESERVED.search(arg):
-        escaped = re.sub(r'(["`$\\])', r"\\\1", arg)
-        return f'"{escaped}"'
-    return arg
-
-
-def default_launch_command(data_dir: Path) -> list[str]:
-    script = Path(sys.executable).with_name("callsync")
-    found = str(script) if script.exists() else shutil.which("callsync")
-    base = [found] if found else [sys.executable, "-m", "connector"]
-    return [*base, "gui", "--data-dir", str(data_dir)]
-
-
-def default_autostart_path() -> Path:
-    import os
-
-    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(config_home) / "autostart" / "callsync.desktop"
-
-
-class Autostart:
-    """"Start on login": an XDG autostart entry on Linux; other systems are not supported yet."""
-
-    def __init__(self, command: list[str], path: Path | None = None, platform: str | None = None) -> None:
-        self.command = command
-        self.path = path or default_autostart_path()
-        self.platform = platform or sys.platform
-
-    def supported(self) -> tuple[bool, str]:
-        if self.platform.startswith("linux") or "bsd" in self.platform:
-            return True, f"Starts callsync when you log in ({self.path})."
-        name = {"darwin": "macOS", "win32": "Windows"}.get(self.platform, self.platform)
-        return False, f"Start on login is not supported on {name} yet: add callsync to your login items yourself."
-
-    def enabled(self) -> bool:
-        return self.supported()[0] and self.path.exists()
-
-    def desktop_entry(self) -> str:
-        return (
-            "[Desktop Entry]\n"
-            "Type=Application\n"
-            "Name=callsync\n"
-            "Comment=Call events from your dialer into your CRM\n"
-            f"Exec={' '.join(_desktop_quote(a) for a in self.command)}\n"
-            "Terminal=false\n"
-            "X-GNOME-Autostart-enabled=true\n"
-        )
-
-    def set(self, enabled: bool) -> None:
-        ok, message = self.supported()
-        if not ok:
-            raise NotImplementedError(message)
-        if enabled:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(self.desktop_entry(), encoding="utf-8")
-        else:
-            self.path.unlink(missing_ok=True)
 
 
 # -- results ------------------------------------------------------------------------
@@ -284,99 +94,6 @@ class CrmView:
 # -- queries only the window needs ----------------------------------------------------
 
 
-def outcome_minutes(conn: sqlite3.Connection, since: float) -> list[tuple[int, str, int]]:
-    return conn.execute(
-        "SELECT CAST(received_at / 60 AS INTEGER) * 60 AS minute, COALESCE(outcome, '') AS outcome, COUNT(*) "
-        "FROM events WHERE received_at >= ? GROUP BY minute, outcome",
-        (since,),
-    ).fetchall()
-
-
-def distinct_event_types(conn: sqlite3.Connection) -> list[str]:
-    """Hop from one value to the next along the events_type index: ~0.3 ms at a million events,
-    where ``SELECT DISTINCT`` reads the whole index (~60 ms) on a store without ANALYZE statistics."""
-    return [r[0] for r in conn.execute(
-        "WITH RECURSIVE t(v) AS (SELECT MIN(event_type) FROM events UNION ALL "
-        "SELECT (SELECT MIN(event_type) FROM events WHERE event_type > t.v) FROM t WHERE t.v IS NOT NULL) "
-        "SELECT v FROM t WHERE v IS NOT NULL"
-    )]
-
-
-def dead_job_ids(conn: sqlite3.Connection) -> list[int]:
-    return [r[0] for r in conn.execute("SELECT id FROM jobs WHERE status = 'dead' ORDER BY id")]
-
-
-def job_states(conn: sqlite3.Connection, job_ids: list[int]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for start in range(0, len(job_ids), 500):
-        chunk = job_ids[start : start + 500]
-        for status, n in conn.execute(
-            f"SELECT status, COUNT(*) FROM jobs WHERE id IN ({','.join('?' for _ in chunk)}) GROUP BY status", chunk
-        ):
-            counts[status] = counts.get(status, 0) + n
-    return counts
-
-
-# -- test events ----------------------------------------------------------------------
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def sample_payload(source: SourceConfig, call_id: str, now: float) -> tuple[bytes, str]:
-    """A realistic 'call started' event in the source's format (never an outcome: no CRM write)."""
-    fmt = source.format if source.format != "auto" else {"standard": "standard", "twilio": "twilio"}.get(
-        source.kind, "unlimcall"
-    )
-    if fmt == "twilio":
-        form = {
-            "CallSid": call_id, "AccountSid": "AC" + "0" * 32, "From": "+15005550006", "To": TEST_PHONE,
-            "Direction": "outbound-api", "CallStatus": "initiated", "SequenceNumber": "0",
-            "Timestamp": datetime.fromtimestamp(now, tz=timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000"),
-            "ApiVersion": "2010-04-01", "CallbackSource": "call-progress-events",
-        }
-        return urlencode(form).encode(), "application/x-www-form-urlencoded"
-    if fmt == "standard":
-        payload: dict[str, Any] = {"type": "call.ringing", "timestamp": _iso(now), "data": {
-            "call_id": call_id, "from": "+15005550006", "to": TEST_PHONE, "direction": "outbound",
-            "agent": "callsync-test"}}
-    elif fmt == "dialercx":
-        payload = {"event": "call.started", "timestamp": _iso(now), "data": {
-            "call_id": call_id, "agent": "callsync-test", "phone_number": TEST_PHONE, "campaign": "test"}}
-    else:
-        payload = {"event": "call.initiated", "call_uuid": call_id, "from": "+15005550006", "to": TEST_PHONE,
-                   "direction": "outbound", "initiated_at": _iso(now), "seat_id": "callsync-test"}
-    return json.dumps(payload, separators=(",", ":")).encode(), "application/json"
-
-
-def sign_request(source: SourceConfig, secret: str, body: bytes, content_type: str, url: str,
-                 now: float, *, msg_id: str | None = None) -> dict[str, str]:
-    """The headers the sender would add: HMAC-SHA256, Standard Webhooks or Twilio, per the source's kind.
-
-    ``url`` is the public URL Twilio signs; ``msg_id`` the Standard Webhooks message id (a retry reuses it).
-    """
-    headers = {"Content-Type": content_type, "User-Agent": "callsync-test-event"}
-    if source.kind == "standard":
-        msg_id = msg_id or "msg_" + uuid.uuid4().hex
-        when = datetime.fromtimestamp(int(now), tz=timezone.utc)
-        return headers | {"webhook-id": msg_id, "webhook-timestamp": str(int(now)),
-                          "webhook-signature": Webhook(secret).sign(msg_id, when, body.decode())}
-    if source.kind == "twilio":
-        params: dict[str, list[str]] = {}
-        for name, value in parse_qsl(body.decode(), keep_blank_values=True):
-            params.setdefault(name, []).append(value)
-        return headers | {"X-Twilio-Signature": twilio_signature(secret, url, params)}
-    content = body
-    if source.timestamp_header:
-        headers[source.timestamp_header] = str(int(now))
-        content = f"{int(now)}.".encode() + body
-    digest = hmac.new(secret.encode(), content, hashlib.sha256).digest()
-    headers[source.signature_header] = digest.hex() if source.signature_encoding == "hex" else (
-        base64.b64encode(digest).decode())
-    return headers
-
-
 # -- the facade -----------------------------------------------------------------------
 
 
@@ -408,7 +125,7 @@ class Facade:
         reader = self.service.reader
         # The reader has several threads: the chart queries run while the metrics are collected.
         metrics, health, rows, latency = await asyncio.gather(
-            self.service.metrics(), self.service.health(), reader.run(outcome_minutes, since),
+            self.service.metrics(), self.service.health(), reader.run(wq.outcome_minutes, since),
             reader.run(sq.latency_by_minute, since),
         )
         metrics["store_ok"] = bool(health.get("ok"))
@@ -438,7 +155,7 @@ class Facade:
         filters = {"source": source or None, "event_type": event_type or None, "outcome": outcome or None,
                    "before_id": before_id, "limit": limit}
         search = search.strip()
-        kind = search_kind(search) if search else None
+        kind = wq.search_kind(search) if search else None
         if kind == "phone":
             page = await self.service.reader.run(q.list_events, phone=search, **filters)
             if page["events"] or before_id is not None:
@@ -448,7 +165,7 @@ class Facade:
         return page | {"search_as": kind}
 
     async def event_types(self) -> list[str]:
-        return await self.service.reader.run(distinct_event_types)
+        return await self.service.reader.run(wq.distinct_event_types)
 
     async def event_detail(self, event_id: int) -> dict[str, Any] | None:
         event = await self.service.reader.run(q.get_event, event_id)
@@ -485,7 +202,7 @@ class Facade:
     async def replay(self, job_ids: list[int] | None = None, *, all_dead: bool = False) -> list[int]:
         """Re-queue the given dead jobs (or every dead job); returns the ids to follow with job_progress."""
         if all_dead:
-            ids = await self.service.reader.run(dead_job_ids)
+            ids = await self.service.reader.run(wq.dead_job_ids)
             await self.service.worker.replay(dead=True)
             return ids
         if not job_ids:
@@ -495,7 +212,7 @@ class Facade:
 
     async def job_progress(self, job_ids: list[int]) -> dict[str, int]:
         """How many of these jobs are done / dead / still waiting (pending or leased)."""
-        states = await self.service.reader.run(job_states, job_ids) if job_ids else {}
+        states = await self.service.reader.run(wq.job_states, job_ids) if job_ids else {}
         waiting = states.get("pending", 0) + states.get("leased", 0)
         return {"total": len(job_ids), "done": states.get("done", 0), "dead": states.get("dead", 0),
                 "waiting": waiting}

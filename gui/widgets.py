@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from connector.health import format_age
+
 LEVEL_COLORS = {"ok": "#2e7d32", "warn": "#e65100", "error": "#c62828", "info": "#1565c0"}
 LEVEL_BACKGROUNDS = {"ok": "#e8f5e9", "warn": "#fff3e0", "error": "#ffebee", "info": "#e3f2fd"}
 OUTCOME_COLORS = {
@@ -52,8 +54,6 @@ def fmt_ms(value: float | None) -> str:
 
 
 def fmt_age(seconds: float | None) -> str:
-    from connector.facade import format_age
-
     return "—" if not seconds else format_age(seconds)
 
 

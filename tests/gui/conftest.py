@@ -18,7 +18,8 @@ import qasync  # after PySide6
 
 from connector import secrets
 from connector.app import Service
-from connector.facade import Autostart, Facade
+from connector.autostart import Autostart
+from connector.facade import Facade
 from gui.tray import Tray
 from gui.window import MainWindow, view_tasks
 from tests.conftest import SECRET, make_config

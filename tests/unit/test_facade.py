@@ -10,17 +10,11 @@ import pytest
 
 from connector import config_edit
 from connector.config import DEFAULT_CONFIG, ConfigError, SourceConfig, load_config
-from connector.facade import (
-    MASK,
-    Autostart,
-    health_target,
-    health_verdict,
-    mask_headers,
-    pretty_payload,
-    sample_payload,
-    search_kind,
-    sign_request,
-)
+from connector.autostart import Autostart
+from connector.health import health_target, health_verdict
+from connector.redact import MASK, mask_headers, pretty_payload
+from connector.test_events import sample_payload, sign_request
+from connector.window_queries import search_kind
 from connector.receiver.signatures import Unauthorized, verify_hmac, verify_standard, verify_twilio
 from connector.sync.settings import DEFAULT_RULES, Rule, parse_ghl
 from tests.conftest import SECRET, STANDARD_SECRET, TWILIO_TOKEN
