@@ -1,0 +1,8 @@
+"""Entry point of the frozen program: the same command line as the ``callsync`` script."""
+
+import sys
+
+from connector.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
