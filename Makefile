@@ -2,16 +2,19 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# Installs are reproducible: every package version comes from constraints.txt (the tested set).
+CONSTRAINTS := constraints.txt
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | cksum | cut -d' ' -f1)
 ARGS   ?=
+LOCK_VENV := .lock-venv
 
-.PHONY: run serve gui test test-fast bench screenshots sysdeps clean
+.PHONY: run serve gui test test-fast bench screenshots sysdeps lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@sh packaging/sysdeps.sh venv
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e '.[test]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -46,7 +49,21 @@ bench: $(STAMP)
 ## screenshots: render every tab with realistic data into docs/screenshots/
 screenshots: $(STAMP)
 	@sh packaging/sysdeps.sh test
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m gui.screenshots docs/screenshots
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m tools.screenshots docs/screenshots
+
+## lock: refresh constraints.txt with the newest versions pyproject.toml allows (resolved in a scratch
+## venv), then run `make test` and commit constraints.txt with the change that needed it
+lock:
+	@sh packaging/sysdeps.sh venv
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install -q -e '.[test,package]'
+	{ echo "# Tested versions for make run / make test (pip install -c constraints.txt). Refresh: make lock"; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+	rm -rf $(LOCK_VENV)
+	@echo "constraints.txt refreshed; run make test before committing it"
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LOCK_VENV) build dist *.egg-info .pytest_cache .hypothesis

@@ -1,13 +1,15 @@
 """Wires the store writer, receiver, admin API and sync worker onto one event loop.
 
 ``callsync serve`` and the window both create a :class:`Service` and await
-``start()`` / ``stop()``; nothing here knows about Qt.
+``start()`` / ``stop()``; nothing here knows about Qt.  ``start()`` fails with
+:class:`StartupError` (re-exported from ``connector.startup``), one sentence to show as is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,13 +23,13 @@ from connector import secrets
 from connector.admin.api import AdminApi
 from connector.config import Config
 from connector.metrics import LatencyWindow
+from connector.startup import DataDirLock, StartupError, listen_error
 from connector.receiver.hooks import HooksReceiver
 from connector.store import reader as q
 from connector.store.reader import StoreReader
 from connector.store.writer import StoreWriter
 from connector.sync import queries as sq
 from connector.sync.admin_routes import ADMIN_TOKEN_USER, add_sync_routes
-from connector.sync.settings import parse_ghl
 from connector.sync.worker import SyncWorker
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,7 @@ class Service:
         self.receiver = HooksReceiver(config, self.writer, latency=self.latency, clock=clock)
         self.admin = AdminApi(self)
         self.metric_providers: list[MetricsProvider] = [self._sync_metrics]
-        self.ghl = parse_ghl(config.raw)
+        self.ghl = config.ghl  # validated when the config was loaded
         self.worker = SyncWorker(self.writer, self.reader, self.ghl, clock=clock)
         self.writer.hooks.append(self.worker.hook)
         self.writer.after_commit.append(self.worker.after_commit)
@@ -81,13 +83,31 @@ class Service:
         self.hooks_port: int | None = None
         self.admin_port: int | None = None
         self.started_at: float | None = None
+        self.lock = DataDirLock(config.data_dir)
 
     async def start(self) -> None:
+        """Start everything or nothing: a failure stops what started and raises :class:`StartupError`
+        (data dir in use or not writable, store that cannot be opened, port in use)."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        self.lock.acquire()  # a second callsync on this data dir stops here, naming the first
+        try:
+            self.writer.start()
+        except sqlite3.Error as exc:
+            raise StartupError(f"cannot open the store {self.config.db_path}: {exc}") from exc
+        except OSError as exc:
+            raise StartupError(f"cannot open the store {self.config.db_path}: {exc.strerror or exc}") from exc
         ensure_admin_token()
-        self.writer.start()
         srv = self.config.server
-        self.hooks_port = await self._listen(self.receiver.make_app(), srv.host, srv.port)
-        self.admin_port = await self._listen(self.admin.app, "127.0.0.1", srv.admin_port)
+        self.hooks_port = await self._listen(self.receiver.make_app(), srv.host, srv.port,
+                                             ("hooks", "port", "--port"))
+        self.admin_port = await self._listen(self.admin.app, "127.0.0.1", srv.admin_port,
+                                             ("admin", "admin_port", "--admin-port"))
         for part in self.background:
             await part.start()
         self.started_at = self.clock()
@@ -98,12 +118,15 @@ class Service:
             self.admin_port,
         )
 
-    async def _listen(self, app: web.Application, host: str, port: int) -> int:
+    async def _listen(self, app: web.Application, host: str, port: int, names: tuple[str, str, str]) -> int:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-        await site.start()
         self._runners.append(runner)
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise listen_error(exc, names[0], host, port, names[1], names[2]) from exc
         return runner.addresses[0][1]
 
     async def stop(self) -> None:
@@ -117,6 +140,7 @@ class Service:
         self._runners.clear()
         await asyncio.get_running_loop().run_in_executor(None, self.writer.stop)
         self.reader.close()
+        self.lock.release()
 
     @property
     def hooks_url(self) -> str:

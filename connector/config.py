@@ -7,13 +7,20 @@ The file holds no secrets: those live in the OS keyring or the environment
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
+
+from connector.startup import StartupError
+
+if TYPE_CHECKING:
+    from connector.sync.settings import GhlSettings
 
 APP_NAME = "callsync"
 CONFIG_NAME = "config.toml"
@@ -22,6 +29,7 @@ DB_NAME = "callsync.db"
 SOURCE_KINDS = ("hmac", "standard", "twilio")
 SIGNATURE_ENCODINGS = ("hex", "base64")
 FORMATS = ("auto", "unlimcall", "dialercx", "twilio", "standard")
+_SECRET_KEY = re.compile(r"secret|token|passw|api_?key", re.I)
 SOURCE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 DEFAULT_CONFIG = """\
@@ -46,7 +54,22 @@ max_body_bytes = 262144
 
 
 class ConfigError(ValueError):
-    """The configuration file cannot be used; the message says which key and why."""
+    """The configuration file cannot be used; the message (one line) says which key and why."""
+
+
+def check_keys(table: Mapping[str, Any], known: Iterable[str], where: str) -> None:
+    """Refuse keys the table cannot hold, suggesting the closest known one (typos are silent otherwise)."""
+    allowed = sorted(known)
+    for key in table:
+        if key in allowed:
+            continue
+        text = str(key)
+        close = [k for k in allowed if len(text) >= 3 and (text in k or k in text)][:2]
+        close = close or difflib.get_close_matches(text, allowed, n=1, cutoff=0.6)
+        hint = ("did you mean " + " or ".join(map(repr, close)) + "?") if close else "allowed: " + ", ".join(allowed)
+        if _SECRET_KEY.search(text):
+            hint = "secrets never go in config.toml: use `callsync secret set ...` or the environment"
+        raise ConfigError(f"{where}: unknown key {key!r} ({hint})")
 
 
 def default_data_dir() -> Path:
@@ -84,6 +107,10 @@ class ServerConfig:
     admin_port: int = 8788
     public_url: str = ""
     max_body_bytes: int = 256 * 1024
+    ack_timeout_seconds: float = 10  # a webhook gets 503 + Retry-After when storing takes longer
+    header_timeout_seconds: float = 10  # to receive a request's headers, and its body
+    idle_timeout_seconds: float = 30  # an idle keep-alive connection is closed after this
+    max_connections: int = 256  # open hooks connections; more are answered 503 and closed
 
 
 @dataclass(slots=True)
@@ -92,6 +119,7 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     sources: dict[str, SourceConfig] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+    ghl: GhlSettings = field(default_factory=lambda: _parse_ghl({}))
 
     @property
     def db_path(self) -> Path:
@@ -121,6 +149,7 @@ def parse_source(name: str, table: dict[str, Any]) -> SourceConfig:
         raise ConfigError(f"{where}: a source name uses letters, digits, '-' and '_' (max 64)")
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table")
+    check_keys(table, [f for f in SourceConfig.__dataclass_fields__ if f != "name"], f"[{where}]")
     d = SourceConfig(name)
     src = SourceConfig(
         name=name,
@@ -142,7 +171,17 @@ def parse_source(name: str, table: dict[str, Any]) -> SourceConfig:
     return src
 
 
+def _seconds(table: dict[str, Any], key: str, default: float) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
+        raise ConfigError(f"server.{key} must be a number of seconds (0 < s <= 3600), got {value!r}")
+    return float(value)
+
+
 def parse_server(table: dict[str, Any]) -> ServerConfig:
+    if not isinstance(table, dict):
+        raise ConfigError("server must be a table ([server])")
+    check_keys(table, ServerConfig.__dataclass_fields__, "[server]")
     d = ServerConfig()
     server = ServerConfig(
         host=_typed(table, "host", str, "server", d.host),
@@ -150,7 +189,13 @@ def parse_server(table: dict[str, Any]) -> ServerConfig:
         admin_port=_typed(table, "admin_port", int, "server", d.admin_port),
         public_url=_typed(table, "public_url", str, "server", d.public_url).rstrip("/"),
         max_body_bytes=_typed(table, "max_body_bytes", int, "server", d.max_body_bytes),
+        ack_timeout_seconds=_seconds(table, "ack_timeout_seconds", d.ack_timeout_seconds),
+        header_timeout_seconds=_seconds(table, "header_timeout_seconds", d.header_timeout_seconds),
+        idle_timeout_seconds=_seconds(table, "idle_timeout_seconds", d.idle_timeout_seconds),
+        max_connections=_typed(table, "max_connections", int, "server", d.max_connections),
     )
+    if server.max_connections < 1:
+        raise ConfigError("server.max_connections must be at least 1")
     for key in ("port", "admin_port"):
         if not 0 <= getattr(server, key) <= 65535:
             raise ConfigError(f"server.{key} must be a TCP port (0-65535)")
@@ -159,31 +204,67 @@ def parse_server(table: dict[str, Any]) -> ServerConfig:
     return server
 
 
+TOP_LEVEL_KEYS = ("server", "sources", "crm", "rules")
+CRM_KEYS = ("ghl",)
+
+
+def _parse_ghl(data: dict[str, Any]) -> GhlSettings:
+    from connector.sync.settings import parse_ghl  # imports ConfigError from here
+
+    return parse_ghl(data)
+
+
 def parse_config(data: dict[str, Any], data_dir: Path) -> Config:
+    """The whole file, validated once: [server], every source, [crm.ghl] and [[rules]]."""
+    check_keys(data, TOP_LEVEL_KEYS, "top level")
     server = parse_server(data.get("server", {}))
     sources_table = data.get("sources", {})
     if not isinstance(sources_table, dict):
         raise ConfigError("sources must be a table of tables ([sources.<name>])")
     sources = {name: parse_source(name, table) for name, table in sources_table.items()}
-    return Config(data_dir=data_dir, server=server, sources=sources, raw=data)
+    crm = data.get("crm", {})
+    if not isinstance(crm, dict):
+        raise ConfigError("crm must be a table of tables ([crm.ghl])")
+    check_keys(crm, CRM_KEYS, "[crm]")
+    return Config(data_dir=data_dir, server=server, sources=sources, raw=data, ghl=_parse_ghl(data))
 
 
 def ensure_data_dir(data_dir: Path) -> None:
     """Create the data dir and a commented starter config on first run."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / CONFIG_NAME
-    if not path.exists():
-        path.write_text(DEFAULT_CONFIG, encoding="utf-8")
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path = data_dir / CONFIG_NAME
+        if not path.exists():
+            path.write_text(DEFAULT_CONFIG, encoding="utf-8")
+    except OSError as exc:
+        raise StartupError(f"the data dir {data_dir} is not writable: {exc.strerror or exc}") from exc
 
 
-def load_config(data_dir: Path) -> Config:
-    ensure_data_dir(data_dir)
+def load_config(data_dir: Path, *, create: bool = True) -> Config:
+    """Read and validate ``DATA_DIR/config.toml``.
+
+    With ``create`` (``serve`` and the window) a missing data dir and a commented starter config
+    are created; without it (tools such as ``check-crm``) a missing file means the defaults and
+    nothing is written."""
+    if create:
+        ensure_data_dir(data_dir)
     path = data_dir / CONFIG_NAME
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if create:
+            raise
+        text = ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_config(data, data_dir)
+    try:
+        return parse_config(data, data_dir)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
 
 
 def apply_overrides(config: Config, **overrides: Any) -> Config:

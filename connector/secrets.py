@@ -16,7 +16,6 @@ import time
 
 import keyring
 import keyring.errors
-from keyring.backend import KeyringBackend
 from keyring.backends import fail, null
 
 SERVICE = "callsync"
@@ -67,16 +66,31 @@ def _warn_once(key: str, message: str) -> None:
         log.warning(message)
 
 
-def get_secret(user: str) -> str | None:
+def optional(user: str) -> bool:
+    """``source:<name>:previous`` is only there while a secret rotates: its absence is normal."""
+    return user.endswith(":previous")
+
+
+def lookup(user: str) -> tuple[str | None, str]:
+    """The secret and where it came from: ``"environment"``, ``"keyring"`` or ``"missing"``
+    (``"keyring error: ..."`` when an OS keyring exists but refused the lookup)."""
     value = os.environ.get(env_name(user))
     if value:
-        return value
+        return value, "environment"
     try:
         with _lock:
-            return keyring.get_password(SERVICE, user) or None
+            value = keyring.get_password(SERVICE, user) or None
     except keyring.errors.KeyringError as exc:
-        _warn_once(user, f"keyring lookup for {user!r} failed ({exc}); set {env_name(user)} instead")
-        return None
+        if isinstance(keyring.get_keyring(), (fail.Keyring, null.Keyring)):
+            return None, "missing"  # no OS keyring at all: keyring_usable() says so where it matters
+        if not optional(user):
+            _warn_once(user, f"keyring lookup for {user!r} failed ({exc}); set {env_name(user)} instead")
+        return None, f"keyring error: {exc}"
+    return value, ("keyring" if value else "missing")
+
+
+def get_secret(user: str) -> str | None:
+    return lookup(user)[0]
 
 
 def set_secret(user: str, value: str) -> None:
@@ -145,28 +159,3 @@ def cached_secret(user: str) -> str | None:
 def invalidate_cache() -> None:
     _cache.invalidate()
 
-
-class MemoryKeyring(KeyringBackend):
-    """A keyring that lives in memory only: for tests, benchmarks and screenshots, so they
-    never touch the user's real keyring.  The application itself never installs it.
-
-    ``keyring`` registers every backend class it sees and picks the best viable one on its
-    own; this one must never be picked that way (secrets would vanish on exit), so it is not
-    viable for auto-detection and works only through ``keyring.set_keyring(MemoryKeyring())``."""
-
-    priority = 1  # type: ignore[assignment]
-    viable = False  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.values: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.values.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.values[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if self.values.pop((service, username), None) is None:
-            raise keyring.errors.PasswordDeleteError(username)

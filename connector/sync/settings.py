@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-from connector.config import ConfigError
+from connector.config import ConfigError, check_keys
 from connector.model import OUTCOMES
 
 MISSING_CONTACT = ("create", "skip")
@@ -95,37 +96,66 @@ def _strings(value: Any, where: str) -> list[str]:
     raise ConfigError(f"{where} must be a string or a list of strings")
 
 
+def _typed(table: dict[str, Any], key: str, default: Any, where: str) -> Any:
+    value = table.get(key, default)
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not type(default):
+        kind = {bool: "true or false", str: "a string", float: "a number", int: "a whole number"}
+        raise ConfigError(f"{where}: {key} must be {kind.get(type(default), type(default).__name__)}, got {value!r}")
+    return value
+
+
 def parse_rule(table: dict[str, Any], index: int) -> Rule:
-    where = f"rules[{index}]"
+    where = f"[[rules]] #{index + 1}"
     if not isinstance(table, dict):
-        raise ConfigError(f"{where} must be a table ([[rules]])")
-    known = set(Rule.__dataclass_fields__)
-    unknown = set(table) - known
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
+        raise ConfigError(f"{where} must be a table (rules are written [[rules]])")
+    check_keys(table, Rule.__dataclass_fields__, where)
+    d = Rule()
     rule = Rule(
-        outcome=_strings(table.get("outcome", []), f"{where}.outcome"),
-        disposition=_strings(table.get("disposition", []), f"{where}.disposition"),
-        campaign=_strings(table.get("campaign", []), f"{where}.campaign"),
-        add_tags=_strings(table.get("add_tags", []), f"{where}.add_tags"),
-        remove_tags=_strings(table.get("remove_tags", []), f"{where}.remove_tags"),
-        note=bool(table.get("note", True)),
-        callback=str(table.get("callback", "none")),
-        task=str(table.get("task", "")),
-        task_due_hours=float(table.get("task_due_hours", 24.0)),
+        outcome=_strings(table.get("outcome", []), f"{where}: outcome"),
+        disposition=_strings(table.get("disposition", []), f"{where}: disposition"),
+        campaign=_strings(table.get("campaign", []), f"{where}: campaign"),
+        add_tags=_strings(table.get("add_tags", []), f"{where}: add_tags"),
+        remove_tags=_strings(table.get("remove_tags", []), f"{where}: remove_tags"),
+        note=_typed(table, "note", d.note, where),
+        callback=_typed(table, "callback", d.callback, where),
+        task=_typed(table, "task", d.task, where),
+        task_due_hours=_typed(table, "task_due_hours", d.task_due_hours, where),
     )
     for outcome in rule.outcome:
         if outcome not in OUTCOMES:
-            raise ConfigError(f"{where}.outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
+            raise ConfigError(f"{where}: outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
     if rule.callback not in CALLBACK_ACTIONS:
-        raise ConfigError(f"{where}.callback must be one of {', '.join(CALLBACK_ACTIONS)}")
+        raise ConfigError(f"{where}: callback must be one of {', '.join(CALLBACK_ACTIONS)}; got {rule.callback!r}")
+    if not 0 < rule.task_due_hours <= 24 * 365:
+        raise ConfigError(f"{where}: task_due_hours must be more than 0 and at most a year of hours")
     return rule
 
 
+def _check_ghl_values(settings: GhlSettings) -> None:
+    from connector.sync.crm.ratelimit import parse_rate
+
+    try:
+        parse_rate(settings.rate_limit)
+    except ValueError as exc:
+        raise ConfigError(f"crm.ghl.rate_limit: {exc}") from None
+    url = urlsplit(settings.base_url)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise ConfigError(f"crm.ghl.base_url must be an http(s) URL, got {settings.base_url!r}")
+    for name in ("daily_limit", "timeout_seconds", "lease_seconds"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"crm.ghl.{name} must be positive")
+    if settings.contact_cache_seconds < 0:
+        raise ConfigError("crm.ghl.contact_cache_seconds must not be negative")
+
+
 def parse_ghl(data: dict[str, Any]) -> GhlSettings:
-    table = data.get("crm", {}).get("ghl", {})
+    crm = data.get("crm", {})
+    table = crm.get("ghl", {}) if isinstance(crm, dict) else None
     if not isinstance(table, dict):
         raise ConfigError("[crm.ghl] must be a table")
+    check_keys(table, [f for f in GhlSettings.__dataclass_fields__ if f != "rules"], "[crm.ghl]")
     defaults = GhlSettings()
     values: dict[str, Any] = {}
     for name in GhlSettings.__dataclass_fields__:
@@ -144,9 +174,6 @@ def parse_ghl(data: dict[str, Any]) -> GhlSettings:
         if type(value) is not type(default):
             raise ConfigError(f"crm.ghl.{name} must be {type(default).__name__}, got {value!r}")
         values[name] = value
-    unknown = set(table) - set(GhlSettings.__dataclass_fields__)
-    if unknown:
-        raise ConfigError(f"crm.ghl: unknown keys {sorted(unknown)}")
     settings = GhlSettings(**values)
     if settings.missing_contact not in MISSING_CONTACT:
         raise ConfigError(f"crm.ghl.missing_contact must be one of {', '.join(MISSING_CONTACT)}")
@@ -154,6 +181,7 @@ def parse_ghl(data: dict[str, Any]) -> GhlSettings:
         raise ConfigError(f"crm.ghl.custom_field_value_key must be one of {', '.join(FIELD_VALUE_KEYS)}")
     if settings.callback_threshold < 1 or settings.concurrency < 1:
         raise ConfigError("crm.ghl.callback_threshold and crm.ghl.concurrency must be at least 1")
+    _check_ghl_values(settings)
     rules = data.get("rules", [])
     if not isinstance(rules, list):
         raise ConfigError("rules must be an array of tables ([[rules]])")

@@ -26,7 +26,7 @@ from connector.model import CallRecord
 from connector.store.reader import StoreReader
 from connector.store.writer import StoreWriter, Stored
 from connector.sync import outbox
-from connector.sync.crm.errors import AuthError, CrmError, DailyLimitReached, PermanentError, RateLimited
+from connector.sync.crm.errors import AuthError, CrmError, PermanentError, RateLimited, UnknownOutcome
 from connector.sync.crm.ghl import Attempt, GhlClient
 from connector.sync.crm.ratelimit import TokenBucket
 from connector.sync.rules import Plan, PlanError, callback_effects, plan_for
@@ -56,9 +56,9 @@ def _cached_contact(conn: sqlite3.Connection, phone: str) -> dict[str, Any] | No
     return {"id": row[0], "tags": json.loads(row[1] or "[]"), "fields": json.loads(row[2] or "{}"), "checked_at": row[3]}
 
 
-def _counter(conn: sqlite3.Connection, phone: str) -> int:
+def _counter(conn: sqlite3.Connection, phone: str) -> int | None:
     row = conn.execute("SELECT count FROM callback_counters WHERE phone = ?", (phone,)).fetchone()
-    return int(row[0]) if row else 0
+    return int(row[0]) if row else None
 
 
 class SyncWorker:
@@ -203,7 +203,8 @@ class SyncWorker:
             job = None
             if self._ensure_client() is not None:
                 try:
-                    job = await self.writer.execute(lambda c: outbox.claim(c, self.clock(), self.settings.lease_seconds))
+                    job = await self.writer.execute(lambda c: outbox.claim(
+                        c, self.clock(), self.settings.lease_seconds, self.settings.default_region))
                 except Exception:  # noqa: BLE001 - store trouble: try again shortly
                     log.exception("sync: could not claim a job")
             if job is None:
@@ -226,16 +227,12 @@ class SyncWorker:
         if self.pause_reason:
             return 2.0
         # Jobs leased by this process wake the dispatcher when they finish; leases of a
-        # process that died expire and are taken again.
-        row = await self.reader.run(
-            lambda c: c.execute(
-                "SELECT MIN(CASE WHEN status = 'pending' THEN next_attempt_at ELSE lease_until END) FROM jobs "
-                "WHERE status IN ('pending', 'leased')"
-            ).fetchone()
-        )
-        if row[0] is None:
+        # process that died expire and are taken again.  Jobs waiting behind an earlier job
+        # of their contact are not due before it.
+        due = await self.reader.run(outbox.next_due, self.clock())
+        if due is None:
             return 5.0
-        return max(0.01, min(5.0, row[0] - self.clock()))
+        return max(0.01, min(5.0, due - self.clock()))
 
     # -- one job -------------------------------------------------------------
     def _on_attempt(self, attempt: Attempt) -> None:
@@ -279,10 +276,6 @@ class SyncWorker:
             self.paused_until = now() + delay
             self.pause_reason = "GHL daily limit reached" if exc.daily_exhausted else "GHL rate limit"
             await self._write(job_id, lambda c: outbox.retry_later(c, job_id, now() + delay, error, now(), failure=False))
-        except DailyLimitReached as exc:
-            until, error = now() + exc.retry_after_seconds, str(exc)
-            self.paused_until, self.pause_reason = until, "GHL daily limit reached"
-            await self._write(job_id, lambda c: outbox.retry_later(c, job_id, until, error, now(), failure=False))
         except AuthError as exc:
             self.auth_error = state = f"Token rejected (HTTP {exc.status}): fix your token"
             error = f"{exc} - fix your token"
@@ -292,7 +285,8 @@ class SyncWorker:
         except (PermanentError, PlanError) as exc:
             log.warning("sync: job %s dead: %s", job_id, exc)
             error = str(exc)
-            await self._write(job_id, lambda c: outbox.kill(c, job_id, error, now()))
+            await self._write(job_id, lambda c: (outbox.kill(c, job_id, error, now()),
+                                                  outbox.distrust_contact(c, job["phone"])))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - transient CRM trouble, or a bug: retry, then dead-letter
@@ -301,12 +295,20 @@ class SyncWorker:
             message = str(exc) or type(exc).__name__
             if not isinstance(exc, CrmError):
                 log.exception("sync: job %s failed", job_id)
+            if delay is not None and isinstance(exc, UnknownOutcome) and exc.status is None:
+                # A write that got no answer may still be applied by the CRM: give it as long as
+                # the client waited before reading the contact again (later jobs of the contact
+                # wait too), so the retry sees it and a late write cannot undo a newer one.
+                delay = max(delay, self.settings.timeout_seconds)
+            # Whatever the write did, the contact's tags and fields are re-read before the next diff.
             if delay is None:
-                await self._write(job_id, lambda c: outbox.kill(c, job_id, f"retries exhausted: {message}", now()))
+                await self._write(job_id, lambda c: (
+                    outbox.kill(c, job_id, f"retries exhausted: {message}", now()),
+                    outbox.distrust_contact(c, job["phone"])))
             else:
-                await self._write(
-                    job_id, lambda c: outbox.retry_later(c, job_id, now() + delay, message, now(), failure=True)
-                )
+                await self._write(job_id, lambda c: (
+                    outbox.retry_later(c, job_id, now() + delay, message, now(), failure=True),
+                    outbox.distrust_contact(c, job["phone"])))
         else:
             await self._write(job_id, lambda c: outbox.complete(c, job_id, now()))
 
@@ -322,7 +324,7 @@ class SyncWorker:
         # nothing is awaited between the claim and taking the contact's lock (a read completing
         # out of order would let a later job of the contact overtake an earlier one).
         async with self._phone(plan.phone):
-            await self._sync_contact(client, job_id, plan)
+            await self._sync_contact(client, job, plan)
 
     @contextlib.asynccontextmanager
     async def _phone(self, phone: str) -> AsyncIterator[None]:
@@ -338,21 +340,24 @@ class SyncWorker:
             else:
                 self._phone_locks[phone] = (lock, users - 1)
 
-    async def _sync_contact(self, client: GhlClient, job_id: int, plan: Plan) -> None:
+    async def _sync_contact(self, client: GhlClient, job: dict[str, Any], plan: Plan) -> None:
+        job_id = job["id"]
         done = await self.reader.run(outbox.steps, job_id)
         contact = await self._contact(client, job_id, plan, done)
         if contact is None:
             return
         cid = contact["id"]
-        count, cb_add, cb_remove = await self._callback(job_id, plan, done)
+        turn = await self._turn(job, plan)
         if plan.note:
             await self._once(
                 job_id, "note", done,
                 post=lambda: client.add_note(cid, plan.note or ""),
                 already=lambda: self._has_marker(client.list_notes(cid), plan.marker),
             )
-        await self._tags(client, job_id, plan, contact, done, cb_add, cb_remove)
-        await self._fields(client, job_id, plan, contact, done, count)
+        if turn is not None:  # a stale call only adds its note and task
+            count, cb_add, cb_remove = turn
+            await self._tags(client, job_id, plan, contact, done, cb_add, cb_remove)
+            await self._fields(client, job_id, plan, contact, done, count)
         if plan.task:
             title, body, due = plan.task
             await self._once(
@@ -425,21 +430,28 @@ class SyncWorker:
         await self._write(job_id, save)
         return await self.reader.run(_cached_contact, plan.phone)
 
-    async def _callback(
-        self, job_id: int, plan: Plan, done: dict[str, tuple[str, Any]]
-    ) -> tuple[int | None, list[str], list[str]]:
-        if plan.callback == "none":
-            return None, [], []
-        if "callback" in done:
-            result = done["callback"][1] or {}
-            return result.get("count"), result.get("add", []), result.get("remove", [])
+    async def _turn(self, job: dict[str, Any], plan: Plan) -> tuple[int | None, list[str], list[str]] | None:
+        """The contact's turn for this call, in one transaction: None when a call that ended later was
+        applied already (stale); else the callback counter to write (counted once) and its tags."""
+        job_id, now = job["id"], self.clock()
+        end = job["call_end"] if job.get("call_end") is not None else job["created_at"]
 
-        def apply(conn: sqlite3.Connection) -> tuple[int, list[str], list[str]]:
-            before = _counter(conn, plan.phone)
-            count, add, remove = callback_effects(plan.callback, before, self.settings)
-            outbox.count_callback(conn, job_id, plan.phone, count, self.clock())
-            outbox.set_step(conn, job_id, "callback", "done", {"count": count, "add": add, "remove": remove}, self.clock())
-            return count, add, remove
+        def apply(conn: sqlite3.Connection) -> tuple[int | None, list[str], list[str]] | None:
+            newer = outbox.take_turn(conn, plan.phone, end, job_id, now)
+            if newer is not None:
+                outbox.set_step(conn, job_id, "stale", "done", {"newer_job": newer}, now)
+                return None
+            recorded = outbox.steps(conn, job_id).get("callback")
+            add: list[str] = []
+            remove: list[str] = []
+            if recorded is not None:
+                result = recorded[1] or {}
+                add, remove = result.get("add", []), result.get("remove", [])
+            elif plan.callback != "none":
+                count, add, remove = callback_effects(plan.callback, _counter(conn, plan.phone) or 0, self.settings)
+                outbox.count_callback(conn, job_id, plan.phone, count, {"add": add, "remove": remove}, now)
+            # The store's counter is the truth: written whenever the contact has one.
+            return _counter(conn, plan.phone), add, remove
 
         return await self._write(job_id, apply)
 
@@ -550,12 +562,17 @@ async def check_crm(settings: GhlSettings, token: str | None, session: aiohttp.C
                            timeout=min(settings.timeout_seconds, 15.0))
         location = await client.get_location()
     except AuthError as exc:
-        return {"ok": False, "verdict": f"Token rejected (HTTP {exc.status}): create a new token with the "
-                                        "contacts and locations scopes, or check the location id."}
+        return {"ok": False, "status": exc.status,
+                "verdict": f"Token rejected (HTTP {exc.status}): create a new token with the "
+                           "contacts and locations scopes, or check the location id."}
     except CrmError as exc:
-        return {"ok": False, "verdict": f"GoHighLevel answered with an error: {exc}"}
+        # No status: nothing came back (refused, unknown host, timeout); else GoHighLevel said no.
+        if exc.status is None:
+            return {"ok": False, "status": None, "verdict": f"Could not connect to {settings.base_url}: {exc.message}"}
+        return {"ok": False, "status": exc.status, "verdict": f"GoHighLevel answered {exc.status}: {exc.message}"}
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-        return {"ok": False, "verdict": f"Cannot reach {settings.base_url}: {exc or type(exc).__name__}"}
+        return {"ok": False, "status": None,
+                "verdict": f"Could not connect to {settings.base_url}: {exc or type(exc).__name__}"}
     finally:
         if own:
             await session.close()
