@@ -17,6 +17,7 @@ Merge rules used by :func:`fold`:
   fixed value order decides.  ``None`` never overwrites a value.
 * ``ring_seconds`` is recomputed from ``initiated_at``/``answered_at`` when both
   are known, otherwise taken from the events.
+* ``test``: a call is a test call if any of its events is a test event.
 
 The result does not depend on arrival order unless two *older* events disagree
 on a field the newest event does not carry; :func:`fold_events` sorts events
@@ -148,6 +149,7 @@ def fold(record: CallRecord | None, source: str, event: CallEvent) -> CallRecord
             setattr(record, name, max(old, new, key=_value_order))
     record.status = merge_status(record.status, event.status)
     record.event_count += 1
+    record.test = bool(record.test or event.test)
     if event.sequence is not None:
         record.last_sequence = max(event.sequence, record.last_sequence if record.last_sequence is not None else -1)
     if event.occurred_at is not None:

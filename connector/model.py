@@ -115,6 +115,7 @@ class CallEvent(_Plain):
     recording_url: str | None = None
     answered_by: str | None = None  # human | machine_* | fax | unknown (AMD)
     extra: dict[str, Any] = field(default_factory=dict)
+    test: bool = False  # sent as a test (request header X-Callsync-Test: 1): never synced to the CRM
 
     @property
     def phone(self) -> str | None:
@@ -151,6 +152,7 @@ class CallRecord(_Plain):
     last_sequence: int | None = None
     last_event_at: str | None = None
     event_count: int = 0
+    test: bool = False  # one of its events was a test event: never synced to the CRM
 
     @property
     def is_terminal(self) -> bool:

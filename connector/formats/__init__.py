@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 
 from connector.formats import dialercx, standard, twilio, unlimcall
 from connector.formats.fields import Delivery, text
+from connector.formats.storable import storable
 from connector.model import CallEvent, PayloadError
 
 __all__ = ["FORMATS", "detect_format", "normalize", "parse_body"]
@@ -30,7 +31,8 @@ def normalize(
 ) -> list[CallEvent]:
     """Parse one request body into events (one per object; a JSON array is a batch).
 
-    Raises PayloadError with a readable reason when the body cannot be understood.
+    Raises PayloadError with a readable reason when the body cannot be understood or an
+    event's call id or dedupe key cannot be stored exactly (:mod:`connector.formats.storable`).
     """
     if format_hint != "auto" and format_hint not in PARSERS:
         raise ValueError(f"unknown format {format_hint!r}; expected auto or one of {', '.join(FORMATS)}")
@@ -42,7 +44,7 @@ def normalize(
     events = []
     for index, item in enumerate(parsed if batch else [parsed]):
         fmt = format_hint if format_hint != "auto" else detect_format(item, lowered, is_form=is_form)
-        events.append(PARSERS[fmt](item, _delivery(item, header_id, digest, index if batch else None)))
+        events.append(storable(PARSERS[fmt](item, _delivery(item, header_id, digest, index if batch else None))))
     return events
 
 
@@ -97,6 +99,8 @@ def _parse_json(body: bytes) -> dict[str, Any] | list[dict[str, Any]]:
         raise PayloadError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise PayloadError("invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise PayloadError(f"invalid JSON: {exc}") from None
     if isinstance(parsed, dict):
         return parsed
     if isinstance(parsed, list):

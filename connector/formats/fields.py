@@ -112,7 +112,10 @@ def to_int(value: Any) -> int | None:
     if isinstance(value, float):
         return int(value) if value.is_integer() else None
     match = re.match(r"\s*(-?\d+)\b", value) if isinstance(value, str) else None
-    return int(match.group(1)) if match else None
+    try:
+        return int(match.group(1)) if match else None
+    except ValueError:  # more digits than int() converts: out of any range anyway
+        return None
 
 
 def to_seconds(value: Any) -> float | None:
@@ -120,7 +123,10 @@ def to_seconds(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) and value >= 0 else None
+        try:
+            return float(value) if math.isfinite(value) and value >= 0 else None
+        except OverflowError:  # an integer too large for a float
+            return None
     raw = text(value)
     if raw is None:
         return None
@@ -144,8 +150,8 @@ def parse_time(value: Any) -> datetime | None:
     if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
         value = float(value)
     if isinstance(value, (int, float)):
-        seconds = value / 1000 if value > 1e11 else value
         try:
+            seconds = value / 1000 if value > 1e11 else value
             return datetime.fromtimestamp(seconds, tz=timezone.utc)
         except (OverflowError, OSError, ValueError):
             return None

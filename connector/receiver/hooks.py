@@ -3,11 +3,17 @@
 Checks run cheapest first: unknown source (404), size (413), media type (415),
 secret configured and signature (401), payload (400), then the event is handed
 to the store writer and the response waits for the commit (2xx) or reports
-that nothing could be stored (503 + Retry-After, so the sender retries).
+that nothing could be stored (503 + Retry-After, so the sender retries) - at the
+latest after ``[server] ack_timeout_seconds``: no request waits on storage without
+bound.  A payload that can never be stored is a 400, never a 503.
+
+Every rejection is counted as ``rejected:<reason>`` and, for a configured source,
+``source_rejected:<source>:<reason>`` (per hour, in ``stats_hourly``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -17,14 +23,17 @@ from aiohttp import web
 from connector import formats
 from connector.config import Config, SourceConfig
 from connector.metrics import LatencyWindow
-from connector.model import PayloadError
+from connector.model import CallEvent, PayloadError
 from connector.receiver.signatures import Unauthorized, verify_hmac, verify_standard, verify_twilio
+from connector.formats.storable import escape
 from connector.secrets import env_name, source_secrets, source_user
+from connector.store.faults import Unstorable
 from connector.store.writer import Incoming, StoreWriter
 
 log = logging.getLogger(__name__)
 
 FORM = "application/x-www-form-urlencoded"
+TEST_HEADER = "X-Callsync-Test"  # "1": a test event (the window's "send test event"), never synced
 REDACTED_HEADERS = frozenset(
     {
         "authorization",
@@ -44,7 +53,7 @@ def is_json(content_type: str) -> bool:
 
 def redact(headers: dict[str, str], source: SourceConfig) -> dict[str, str]:
     secret_names = REDACTED_HEADERS | {source.signature_header.lower()}
-    return {k: ("[redacted]" if k.lower() in secret_names else v) for k, v in headers.items()}
+    return {escape(k): ("[redacted]" if k.lower() in secret_names else escape(v)) for k, v in headers.items()}
 
 
 def _reply(http_status: int, **body: object) -> web.Response:
@@ -74,9 +83,13 @@ class HooksReceiver:
         app.router.add_post("/hooks/{name}", self.handle)
         return app
 
-    def _reject(self, status: int, reason: str, message: str) -> web.Response:
+    def _reject(self, status: int, reason: str, message: str, source: str | None = None) -> web.Response:
+        """Count and answer a rejection; ``source`` is a configured source (never a name from the URL
+        that matches none: those are counted only in total, so the counter names stay bounded)."""
         self.writer.count(f"rejected:{reason}")
-        return _reply(status, status="rejected", reason=reason, error=message)
+        if source is not None:
+            self.writer.count(f"source_rejected:{source}:{reason}")
+        return _reply(status, status="error" if status == 503 else "rejected", reason=reason, error=message)
 
     async def handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
@@ -88,18 +101,23 @@ class HooksReceiver:
         name = request.match_info["name"]
         source = self.config.sources.get(name)
         if source is None:
-            return self._reject(404, "unknown_source", f"no source named {name!r} is configured")
-        limit = self.config.server.max_body_bytes
+            return self._reject(404, "unknown_source", f"no source named {escape(name)!r} is configured")
+        limit, server = self.config.server.max_body_bytes, self.config.server
         if request.content_length is not None and request.content_length > limit:
-            return self._reject(413, "too_large", f"body over {limit} bytes")
+            return self._reject(413, "too_large", f"body over {limit} bytes", name)
         try:
-            body = await request.read()
+            body = await asyncio.wait_for(request.read(), server.header_timeout_seconds)
         except web.HTTPRequestEntityTooLarge:
-            return self._reject(413, "too_large", f"body over {limit} bytes")
+            return self._reject(413, "too_large", f"body over {limit} bytes", name)
+        except asyncio.TimeoutError:
+            response = self._reject(408, "slow_body", f"body not received within {server.header_timeout_seconds:g} s", name)
+            response.force_close()
+            return response
         content_type = request.content_type
         form = content_type == FORM
         if not (form or is_json(content_type)):
-            return self._reject(415, "unsupported_media_type", f"content type {content_type!r} is not JSON or a form")
+            return self._reject(415, "unsupported_media_type",
+                                f"content type {escape(content_type)!r} is not JSON or a form", name)
 
         secrets = self.secrets_for(name)
         if not secrets:
@@ -112,30 +130,44 @@ class HooksReceiver:
                     source_user(name),
                     env_name(source_user(name)),
                 )
-            return self._reject(401, "no_secret", "this source has no secret configured")
+            return self._reject(401, "no_secret", "this source has no secret configured", name)
         try:
             self._verify(source, secrets, body, request, form)
         except Unauthorized as exc:
-            return self._reject(401, exc.reason, exc.message)
+            return self._reject(401, exc.reason, exc.message, name)
 
         try:
             events = formats.normalize(body, content_type, request.headers, format_hint=source.format)
         except PayloadError as exc:
-            return self._reject(400, "bad_payload", str(exc))
+            return self._reject(400, "bad_payload", str(exc), name)
         if not events:
-            return self._reject(400, "bad_payload", "the payload holds no event")
+            return self._reject(400, "bad_payload", "the payload holds no event", name)
+        if request.headers.get(TEST_HEADER, "").strip() == "1":
+            for ev in events:
+                ev.test = True
+        return await self._store(name, events, body, content_type, redact(dict(request.headers), source))
 
-        headers = redact(dict(request.headers), source)
+    async def _store(self, name: str, events: list[CallEvent], body: bytes, content_type: str,
+                     headers: dict[str, str]) -> web.Response:
+        """Hand the events to the writer; answer after the commit, or 503 within the ack timeout."""
+        timeout = self.config.server.ack_timeout_seconds
+        if self.writer.busy_seconds() > timeout:  # stalled on a write already: do not pile up more
+            return self._reject(503, "storage_timeout", f"the store has not answered for {timeout:g} s; retry", name)
         received_at = self.clock()
         futures = [
             self.writer.store(Incoming(name, ev, body, content_type, headers, received_at)) for ev in events
         ]
         try:
-            results = [await fut for fut in futures]
-        except Exception:  # noqa: BLE001 - storage failed: the sender must retry
-            log.exception("could not store event from %s", name)
-            self.writer.count("rejected:storage_error")
-            return _reply(503, status="error", reason="storage_error", error="could not store the event; retry")
+            results = await asyncio.wait_for(asyncio.gather(*futures), timeout)
+        except asyncio.TimeoutError:
+            log.warning("store did not answer within %g s for an event from %s: answered 503", timeout, name)
+            return self._reject(503, "storage_timeout", f"the store did not answer within {timeout:g} s; retry", name)
+        except Unstorable as exc:  # this payload can never be stored: retrying cannot help
+            log.warning("an event from %s cannot be stored: %s", name, exc)
+            return self._reject(400, "unstorable", f"the event cannot be stored: {exc}", name)
+        except Exception as exc:  # noqa: BLE001 - storage failed: the sender must retry
+            log.warning("could not store an event from %s: %s", name, exc)
+            return self._reject(503, "storage_error", "could not store the event; retry", name)
         if all(r.duplicate for r in results):
             return _reply(200, status="duplicate", dedupe_key=events[0].dedupe_key)
         ids = [r.event_id for r in results if not r.duplicate]

@@ -30,6 +30,7 @@ class Unauthorized(Exception):
 
 
 def _check_timestamp(raw: str | None, tolerance: int, now: float, header: str) -> int:
+    """The signed unix time in seconds; the header may carry seconds or milliseconds."""
     if not raw:
         raise Unauthorized("missing_signature", f"missing {header} header")
     try:
@@ -54,10 +55,10 @@ def verify_hmac(
         given = given[7:]
     content = body
     if source.timestamp_header:
-        ts = _check_timestamp(
-            headers.get(source.timestamp_header), source.tolerance_seconds, now, source.timestamp_header
-        )
-        content = f"{ts}.".encode() + body
+        raw = headers.get(source.timestamp_header)
+        _check_timestamp(raw, source.tolerance_seconds, now, source.timestamp_header)
+        # The sender signed the timestamp as it sent it: seconds, or milliseconds.
+        content = f"{(raw or '').strip()}.".encode() + body
     try:
         if source.signature_encoding == "hex":
             given_bytes = bytes.fromhex(given)

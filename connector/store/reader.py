@@ -165,3 +165,17 @@ def counters_by_hour(conn: sqlite3.Connection, since_hour: int) -> dict[int, dic
     ):
         hours.setdefault(hour, {})[name] = n
     return hours
+
+
+def rejections_by_source(conn: sqlite3.Connection, since: float) -> dict[str, dict[str, int]]:
+    """Rejected requests per configured source and reason (``source -> reason -> count``), from
+    the per-hour counters ``source_rejected:<source>:<reason>`` of the hour holding ``since`` on."""
+    result: dict[str, dict[str, int]] = {}
+    for name, n in conn.execute(
+        "SELECT name, SUM(n) FROM stats_hourly WHERE hour >= ? AND name LIKE 'source\\_rejected:%' ESCAPE '\\' "
+        "GROUP BY name",
+        (int(since // 3600 * 3600),),
+    ):
+        _, source, reason = name.split(":", 2)
+        result.setdefault(source, {})[reason] = n
+    return result

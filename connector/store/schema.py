@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 import sqlite_utils
 
-CALL_COLUMNS = {
+# The calls table as migration 1 created it; later migrations add columns (CALL_COLUMNS has them all).
+CALL_COLUMNS_V1 = {
     "source": str,
     "call_id": str,
     "status": str,
@@ -39,6 +40,7 @@ CALL_COLUMNS = {
     "first_received_at": float,
     "updated_at": float,
 }
+CALL_COLUMNS = CALL_COLUMNS_V1 | {"test": int}  # test: 0/1, added by _v5_test_calls
 
 
 EVENT_COLUMNS = {
@@ -73,7 +75,7 @@ def _v1_receiver(db: sqlite_utils.Database) -> None:
     db["events"].create_index(["event_type"], index_name="events_type")
     db["events"].create_index(["received_at"], index_name="events_received")
 
-    db["calls"].create(CALL_COLUMNS, pk=("source", "call_id"), not_null={"source", "call_id"})
+    db["calls"].create(CALL_COLUMNS_V1, pk=("source", "call_id"), not_null={"source", "call_id"})
     db["calls"].create_index(["phone"], index_name="calls_phone")
     db["calls"].create_index(["updated_at"], index_name="calls_updated")
 
@@ -149,7 +151,25 @@ def _v3_event_lookups(db: sqlite_utils.Database) -> None:
     db["events"].create_index(["source"], index_name="events_source", if_not_exists=True)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_receiver, _v2_sync, _v3_event_lookups]
+def _v4_contact_order(db: sqlite_utils.Database) -> None:
+    # Jobs of one contact run in the order their calls ended: each job's contact (E.164 phone) and its
+    # call's end time (epoch seconds), filled in when the job is first considered for a claim.
+    db.execute("ALTER TABLE jobs ADD COLUMN phone TEXT")
+    db.execute("ALTER TABLE jobs ADD COLUMN call_end FLOAT")
+    db.execute("CREATE INDEX jobs_contact_open ON jobs(phone, call_end, id) WHERE status IN ('pending', 'leased')")
+    db.execute("CREATE INDEX jobs_unkeyed ON jobs(id) WHERE phone IS NULL AND status IN ('pending', 'leased')")
+    # The newest call whose tags and fields were applied to each contact: an older call is "stale".
+    db.execute("CREATE TABLE contact_applied (phone TEXT PRIMARY KEY, call_end FLOAT, job_id INTEGER, at FLOAT)")
+
+
+def _v5_test_calls(db: sqlite_utils.Database) -> None:
+    # Calls made of test events (the window's "send test event"): shown as tests, never synced.
+    db.execute("ALTER TABLE calls ADD COLUMN test INTEGER NOT NULL DEFAULT 0")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _v1_receiver, _v2_sync, _v3_event_lookups, _v4_contact_order, _v5_test_calls,
+]
 
 
 def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:

@@ -6,8 +6,11 @@ with one committed statement (:mod:`connector.store.ingest`; WAL,
 ``synchronous=FULL``) and only then resolves the futures: a 2xx is never sent
 for an event that is not on disk (group commit).  Functions queued with
 :meth:`StoreWriter.execute` run in one ``BEGIN IMMEDIATE ... COMMIT`` per run of
-them.  If a write fails, its items are written again one at a time, so one bad
-item fails alone while the rest of its batch commits.
+them.  If a write fails because of one item, its items are written again one at a
+time, so the bad item fails alone while the rest of its batch commits; if storage
+itself fails (locked, full, read-only, I/O error) the whole batch fails at once
+(:mod:`connector.store.faults`).  No exception ends the thread; counters of a failed
+write are kept and written with a later one (retried every ``RETRY_SECONDS``).
 """
 
 from __future__ import annotations
@@ -22,97 +25,28 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from connector.calls import fold, fold_events
+from connector.calls import fold_events
 from connector.model import CallEvent, CallRecord
-from connector.store import ingest, schema
+from connector.store import faults, ingest, schema
+from connector.store.faults import StorageUnavailable, Unstorable  # noqa: F401 - what futures fail with
+from connector.store.items import Hook, Incoming, Stored, add_counts, call_row, hour_of  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+RETRY_SECONDS = 1.0  # kept counters are written again this often while storage fails
+
 
 class _ItemFailed(Exception):
     """An item failed in a transaction written without savepoints."""
 
 
-@dataclass(slots=True)
-class Incoming:
-    """A verified, normalized event waiting to be stored."""
-
-    source: str
-    event: CallEvent
-    body: bytes
-    content_type: str = ""
-    headers: dict[str, str] = field(default_factory=dict)  # already redacted
-    received_at: float = field(default_factory=time.time)
-    # Set by prepare(): the event's row (all but id and outcome) as values and as JSON text
-    # (None when it must travel hex-encoded), and, for a call event, its call's record and
-    # row as they are when this is the call's first event.
-    row: tuple[Any, ...] | None = field(default=None, init=False, repr=False, compare=False)
-    row_json: str | None = field(default=None, init=False, repr=False, compare=False)
-    new_record: CallRecord | None = field(default=None, init=False, repr=False, compare=False)
-    new_call: ingest.Row | None = field(default=None, init=False, repr=False, compare=False)
-
-    def prepare(self) -> None:
-        """Encode what does not depend on the store.  :meth:`StoreWriter.store` calls it on the
-        caller's thread, so the writer thread - on the path of every acknowledgement - does not."""
-        ev = self.event
-        self.row = (
-            self.source, ev.dedupe_key, self.received_at, ev.event_type, ev.call_id,
-            1 if ev.is_call_event else 0, ev.status, ev.phone, ev.occurred_at, ev.sequence,
-            self.content_type, json.dumps(self.headers), self.body, json.dumps(ev.to_dict(), default=str),
-        )
-        text = ingest.plain_json(self.row)
-        self.row_json = None if text is None else text[1:]
-        if ev.call_id:
-            self.new_record = fold(None, self.source, ev)
-            self.new_call = _call_row(self.new_record, self.received_at, self.received_at)
-
-
-def _call_row(record: CallRecord, first_received_at: float, updated_at: float) -> ingest.Row:
-    values = record.to_dict() | {"phone": record.phone, "first_received_at": first_received_at, "updated_at": updated_at}
-    return ingest.Row([values.get(c) for c in ingest.CALL_COLUMNS])
-
-
-@dataclass(slots=True)
-class Stored:
-    """What the writer did with one event (also what hooks receive)."""
-
-    duplicate: bool
-    event_id: int | None = None
-    source: str = ""
-    event: CallEvent | None = None
-    before: CallRecord | None = None
-    record: CallRecord | None = None
-    received_at: float = 0.0
-
-
-# A hook sees the new events of each batch (writer thread, before the write) and
-# returns the outbox jobs to queue for them as ``(source, call_id, at)``: the sync
-# outbox queues a job when a call reaches its outcome.  The jobs are written by the
-# same statement as the events, so "event stored" and "work queued" commit
-# together or not at all.
-Hook = Callable[[list[Stored]], Iterable[tuple[str, str, float]]]
-
-
-def hour_of(ts: float) -> int:
-    return int(ts // 3600 * 3600)
-
-
-def add_counts(conn: sqlite3.Connection, counts: dict[tuple[int, str], int]) -> None:
-    """Add to per-hour counters (``(hour, name) -> n``) inside the current transaction."""
-    if counts:
-        conn.executemany(
-            "INSERT INTO stats_hourly (hour, name, n) VALUES (?,?,?) "
-            "ON CONFLICT(hour, name) DO UPDATE SET n = n + excluded.n",
-            [(hour, name, n) for (hour, name), n in counts.items()],
-        )
-
-
-def open_write_connection(path: str) -> sqlite3.Connection:
+def open_write_connection(path: str, busy_timeout_ms: int | None = None) -> sqlite3.Connection:
     """The writer's connection: pragmas, schema brought up to date, ingest view and trigger."""
     conn = schema.connect(path)
+    if busy_timeout_ms is not None:
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     conn.row_factory = sqlite3.Row
     schema.migrate(conn)
     ingest.prepare(conn)
@@ -120,9 +54,11 @@ def open_write_connection(path: str) -> sqlite3.Connection:
 
 
 class StoreWriter:
-    def __init__(self, path: str, *, batch_max: int = 256, hooks: Iterable[Hook] = ()) -> None:
+    def __init__(self, path: str, *, batch_max: int = 256, hooks: Iterable[Hook] = (),
+                 busy_timeout_ms: int | None = None) -> None:
         self.path = str(path)
         self.batch_max = batch_max
+        self.busy_timeout_ms = busy_timeout_ms
         self.hooks: list[Hook] = list(hooks)
         self.after_commit: list[Callable[[], None]] = []  # run on the writer thread after each commit
         self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
@@ -132,6 +68,10 @@ class StoreWriter:
         self.batches = 0
         self.items = 0
         self.fallbacks = 0  # batches written again item by item because one item failed
+        self.held_counts: Counter[tuple[int, str]] = Counter()  # counters of failed writes, written later
+        self.last_error: str | None = None  # the storage failure since the last successful write
+        self.last_error_at: float | None = None
+        self._busy_since: float | None = None  # monotonic start of the batch being written
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> None:
@@ -149,6 +89,21 @@ class StoreWriter:
     @property
     def depth(self) -> int:
         return self._queue.qsize()
+
+    @property
+    def alive(self) -> bool:
+        return bool(self._thread and self._thread.is_alive())
+
+    def busy_seconds(self) -> float:
+        """How long the batch being written has taken so far (0 when idle): a stalled writer."""
+        since = self._busy_since
+        return 0.0 if since is None else max(0.0, time.monotonic() - since)
+
+    def status(self) -> dict[str, Any]:
+        """What the writer knows about storage, without touching it (safe from any thread)."""
+        return {"alive": self.alive, "busy_seconds": round(self.busy_seconds(), 3), "queued": self.depth,
+                "last_error": self.last_error, "last_error_at": self.last_error_at,
+                "held_counters": sum(self.held_counts.values())}
 
     # -- API used from the event loop -----------------------------------
     def store(self, item: Incoming) -> asyncio.Future[Stored]:
@@ -189,7 +144,7 @@ class StoreWriter:
     # -- the thread ------------------------------------------------------
     def _run(self) -> None:
         try:
-            conn = open_write_connection(self.path)
+            conn = open_write_connection(self.path, self.busy_timeout_ms)
         except BaseException as exc:  # noqa: BLE001 - reported to start()
             self._start_error = exc
             self._ready.set()
@@ -197,25 +152,59 @@ class StoreWriter:
         self._ready.set()
         try:
             while True:
-                batch = [self._queue.get()]
+                try:  # while counters are kept after a failure, retry them even without new work
+                    batch = [self._queue.get(timeout=RETRY_SECONDS if self.held_counts else None)]
+                except queue.Empty:
+                    batch = []
                 while len(batch) < self.batch_max:
                     try:
                         batch.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
                 stop = any(item[0] == "stop" for item in batch)
-                self._write_batch(conn, [item for item in batch if item[0] != "stop"])
+                work = [item for item in batch if item[0] != "stop"]
+                self._busy_since = time.monotonic()
+                try:
+                    self._write_batch(conn, work)
+                except BaseException as exc:  # noqa: BLE001 - nothing may end the writer thread
+                    self._survive(conn, work, exc)
+                finally:
+                    self._busy_since = None
                 if stop:
                     break
         finally:
             conn.close()
 
+    def _survive(self, conn: sqlite3.Connection, batch: list[tuple[Any, ...]], exc: BaseException) -> None:
+        """An unexpected failure: answer every waiting item with it, keep the counters, go on."""
+        log.error("store: writing a batch of %d items failed unexpectedly", len(batch), exc_info=exc)
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except Exception:  # noqa: BLE001
+            log.warning("store: rollback after a failed batch failed too")
+        self.held_counts.update(_counts(item for item in batch if item[0] == "count"))
+        if faults.storage_failure(exc):
+            self._failed_storage(exc)
+        try:
+            self._resolve([(item, False, faults.for_sender(exc)) for item in batch if item[0] != "count"])
+        except Exception:  # noqa: BLE001
+            log.exception("store: could not answer the items of a failed batch")
+
+    def _failed_storage(self, exc: BaseException) -> None:
+        self.last_error, self.last_error_at = faults.describe(exc), time.time()
+
+    def _committed(self) -> None:
+        self.last_error = self.last_error_at = None
+
     def _write_batch(self, conn: sqlite3.Connection, batch: list[tuple[Any, ...]]) -> None:
         """Write a batch in queue order: each run of events (and counters) with one statement,
         each run of queued functions in one transaction."""
-        if not batch:
+        if not batch and not self.held_counts:
             return
         outcomes: list[tuple[tuple[Any, ...], bool, Any]] = []
+        if not batch:  # only kept counters to write
+            self._write_events(conn, [])
         for queued_functions, run in itertools.groupby(batch, key=lambda item: item[0] in ("call", "call_sync")):
             outcomes += self._write_calls(conn, list(run)) if queued_functions else self._write_events(conn, list(run))
         self.batches += 1
@@ -229,35 +218,45 @@ class StoreWriter:
 
     # -- events ------------------------------------------------------------
     def _write_events(self, conn: sqlite3.Connection, run: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        counts: Counter[tuple[int, str]] = Counter()
-        events = []
-        for item in run:
-            if item[0] == "count":
-                counts[(hour_of(item[3]), item[1])] += item[2]
-            else:
-                events.append(item)
+        events = [item for item in run if item[0] != "count"]
+        counts = _counts(item for item in run if item[0] == "count")
+        counts.update(self.held_counts)  # counters a failed write kept
+        self.held_counts = Counter()
         try:
             stored = self._store_events(conn, [item[1] for item in events], Counter(counts))
+            self._committed()
             return [(item, True, value) for item, value in zip(events, stored)]
-        except Exception as exc:  # noqa: BLE001 - find the culprit: one item at a time
-            if not events:
-                log.error("store: counters could not be written: %s", exc)
-                return []
+        except Exception as exc:  # noqa: BLE001 - storage failed, or one item: find the culprit
+            if not events or faults.storage_failure(exc):
+                return self._storage_failed(events, counts, exc)
             log.warning("store: a batch of %d events failed (%s); storing them one at a time", len(events), exc)
         self.fallbacks += 1
         outcomes: list[tuple[Any, ...]] = []
-        for item in events:
+        for index, item in enumerate(events):
             try:
                 outcomes.append((item, True, self._store_events(conn, [item[1]], Counter())[0]))
-            except Exception as exc:  # noqa: BLE001 - this item fails alone
+                self._committed()
+            except Exception as exc:  # noqa: BLE001 - this item fails alone, unless storage failed
+                if faults.storage_failure(exc):
+                    return outcomes + self._storage_failed(events[index:], counts, exc)
                 log.error("store: event could not be stored: %s", exc)
-                outcomes.append((item, False, exc))
+                outcomes.append((item, False, faults.for_sender(exc)))
         if counts:
             try:
                 ingest.write(conn, [], [], [], [ingest.Row((hour, name, n)) for (hour, name), n in counts.items()])
             except Exception as exc:  # noqa: BLE001
-                log.error("store: counters could not be written: %s", exc)
+                self._storage_failed([], counts, exc)
         return outcomes
+
+    def _storage_failed(self, events: list[tuple[Any, ...]], counts: Counter[tuple[int, str]],
+                        exc: Exception) -> list[tuple[Any, ...]]:
+        """Storage failed: every event of the run fails at once; its counters are kept."""
+        self.held_counts.update(counts)
+        self._failed_storage(exc)
+        log.error("store: %d events and %d counters could not be written: %s", len(events), len(counts),
+                  faults.describe(exc))
+        failure = faults.for_sender(exc)
+        return [(item, False, failure) for item in events]
 
     def _store_events(self, conn: sqlite3.Connection, items: list[Incoming],
                       counts: Counter[tuple[int, str]]) -> list[Stored]:
@@ -297,7 +296,7 @@ class StoreWriter:
                 past = history.setdefault(call, [])
                 if past:
                     record = fold_events(item.source, [*past, ev])
-                    call_rows[call] = _call_row(record, first_seen[call], item.received_at)
+                    call_rows[call] = call_row(record, first_seen[call], item.received_at)
                 else:  # the call's first event: its record was folded by prepare()
                     record = item.new_record
                     call_rows[call] = item.new_call  # type: ignore[assignment]
@@ -321,8 +320,12 @@ class StoreWriter:
     # -- queued functions --------------------------------------------------
     def _write_calls(self, conn: sqlite3.Connection, run: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         try:
-            return self._transaction(conn, run, isolate=False)
-        except _ItemFailed:
+            outcomes = self._transaction(conn, run, isolate=False)
+            self._committed()
+            return outcomes
+        except _ItemFailed as failed:
+            if faults.storage_failure(failed.__cause__ or failed):  # not somebody's function: storage
+                return self._failed(conn, run, failed.__cause__ or failed)
             # Somebody's function failed: run them again, each in its own savepoint.
             self.fallbacks += 1
             try:
@@ -332,10 +335,15 @@ class StoreWriter:
         except Exception as exc:  # noqa: BLE001 - the transaction could not be committed
             return self._failed(conn, run, exc)
 
-    def _failed(self, conn: sqlite3.Connection, run: list[tuple[Any, ...]], exc: Exception) -> list[Any]:
+    def _failed(self, conn: sqlite3.Connection, run: list[tuple[Any, ...]], exc: BaseException) -> list[Any]:
         log.error("store: %d queued writes could not be committed: %s", len(run), exc)
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        if faults.storage_failure(exc):
+            self._failed_storage(exc)
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except Exception:  # noqa: BLE001 - the connection rolls back by itself when it can
+            log.warning("store: rollback failed after: %s", exc)
         return [(item, False, exc) for item in run]
 
     @staticmethod
@@ -377,6 +385,17 @@ class StoreWriter:
                 loop.call_soon_threadsafe(_settle, results)
             except RuntimeError:  # loop closed while we were writing
                 pass
+
+
+def _counts(items: Iterable[tuple[Any, ...]]) -> Counter[tuple[int, str]]:
+    """Per-hour counters from queued ``("count", name, n, at)`` items; a malformed one is dropped."""
+    counts: Counter[tuple[int, str]] = Counter()
+    for item in items:
+        try:
+            counts[(hour_of(float(item[3])), str(item[1]))] += int(item[2])
+        except (TypeError, ValueError, OverflowError):
+            log.error("store: dropped a malformed counter %r", item[1:])
+    return counts
 
 
 def _settle(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:

@@ -260,3 +260,109 @@ async def test_calls_pages_do_not_skip_calls_updated_at_the_same_time(service):
             break
         seen += [c["call_id"] for c in first]
     assert sorted(seen) == [f"c{i}" for i in range(5)] and len(seen) == 5
+
+
+# --- values that cannot be stored as sent (issue 9, items 3 and 10) -------------------------
+
+async def test_a_call_id_that_cannot_be_stored_is_a_400_not_a_503(service):
+    # "\ud800" is a lone UTF-16 surrogate: valid JSON, but no UTF-8 text can hold it.
+    body = b'{"event":"call.completed","call_uuid":"bad-\\ud800","from":"+12025550100"}'
+    for _ in range(2):  # the same answer every time: the sender must stop retrying
+        status, data, _ = await post(service, "dialer", body, hmac_headers(body, SECRET))
+        assert status == 400 and data["reason"] == "bad_payload", (status, data)
+        assert "call_id" in data["error"] and "cannot be stored" in data["error"]
+    assert await event_count(service) == 0
+
+
+async def test_a_value_that_cannot_be_stored_exactly_is_stored_escaped(service):
+    body = b'{"event":"call.completed","call_uuid":"esc-1","from":"+12025550100","seat_id":"agent-\\ud800",' \
+           b'"notes":{"k\\udfff":"v\\ud800"}}'
+    status, data, _ = await post(service, "dialer", body, hmac_headers(body, SECRET))
+    assert (status, data["status"]) == (200, "stored"), data
+    _, call = await admin(service, "/api/calls/dialer/esc-1")
+    assert call["agent"] == "agent-\\ud800"  # the escape sequence as text, six characters
+    _, event = await admin(service, f"/api/events/{data['event_id']}")
+    assert event["event"]["agent"] == "agent-\\ud800"
+
+
+async def test_out_of_range_numbers_are_kept_as_text_never_inf(service):
+    big = 10**400
+    body = (b'{"event":"call.completed","call_uuid":"num-1","from":"+12025550100","direction":"outbound",'
+            b'"duration_seconds":1e999,"sequence":' + str(2**70).encode() + b',"sip_code":' + str(big).encode()
+            + b',"extra_number":' + str(big).encode() + b',"neg":-1e999}')
+    status, data, _ = await post(service, "dialer", body, hmac_headers(body, SECRET))
+    assert (status, data["status"]) == (200, "stored"), data
+
+    url = f"{service.config.server.public_url}/hooks/twilio"
+    params = {"CallSid": "CA" + "7" * 32, "CallStatus": "completed", "From": "+14155550100",
+              "To": "+14155550199", "SequenceNumber": str(2**70), "CallDuration": "9" * 400}
+    tw_body, tw_headers = twilio_request(url, params, TWILIO_TOKEN)
+    status, data, _ = await post(service, "twilio", tw_body, tw_headers)
+    assert (status, data["status"]) == (200, "stored"), data
+
+    def column_types(conn):
+        return {
+            "events": [tuple(r) for r in conn.execute("SELECT DISTINCT typeof(sequence) FROM events")],
+            "calls": [tuple(r) for r in conn.execute(
+                "SELECT DISTINCT typeof(sip_code), typeof(last_sequence), typeof(talk_seconds) FROM calls")],
+            "values": [tuple(r) for r in conn.execute("SELECT sip_code, last_sequence, talk_seconds FROM calls")],
+        }
+
+    types = await service.reader.run(column_types)
+    assert {t for (t,) in types["events"]} <= {"integer", "null"}, types
+    for row in types["calls"]:
+        assert set(row) <= {"integer", "null"}, types  # never a REAL (Inf) where an integer belongs
+    for row in types["values"]:
+        assert all(v is None or abs(v) < 2**63 for v in row), types
+    _, page = await admin(service, "/api/events?call_id=num-1")
+    _, event = await admin(service, f"/api/events/{page['events'][0]['id']}")
+    assert event["event"]["extra"]["out_of_range"]["sequence"] == str(2**70)
+    assert event["event"]["sip_code"] is None and event["event"]["talk_seconds"] is None
+
+
+# --- rejections per source (issue 9, item 19) ------------------------------------------------
+
+async def test_rejections_are_counted_per_source_without_double_counting(service):
+    from connector.store import reader as q
+
+    body = dumps(unlimcall())
+    for _ in range(2):
+        await post(service, "dialer", body, hmac_headers(body, "wrong-secret"))
+    await post(service, "dialer_ts", body, hmac_headers(body, SECRET))  # no timestamp header
+    await post(service, "nope", body, hmac_headers(body, SECRET))  # unknown: not a source, not per source
+    metrics = await metrics_when(service, lambda m: m["rejected_total"] == 4)
+    assert metrics["rejected"] == {"bad_signature": 2, "missing_signature": 1, "unknown_source": 1}
+    assert metrics["received"] == 4
+    by_source = await service.reader.run(q.rejections_by_source, time.time() - 60)
+    assert by_source == {"dialer": {"bad_signature": 2}, "dialer_ts": {"missing_signature": 1}}
+    assert await service.reader.run(q.rejections_by_source, time.time() + 7200) == {}
+
+
+# --- test events (issue 9, item 23) ------------------------------------------------------------
+
+async def test_a_test_event_is_marked_and_never_queued_for_the_crm(service):
+    test_call, real_call = dumps(unlimcall(call_uuid="t-1")), dumps(unlimcall(call_uuid="r-1"))
+    status, data, _ = await post(service, "dialer", test_call, hmac_headers(test_call, SECRET) | {"X-Callsync-Test": "1"})
+    assert (status, data["status"]) == (200, "stored")
+    status, _, _ = await post(service, "dialer", real_call, hmac_headers(real_call, SECRET))
+    assert status == 200
+
+    def rows(conn):
+        calls = dict(conn.execute("SELECT call_id, test FROM calls").fetchall())
+        jobs = [r[0] for r in conn.execute("SELECT call_id FROM jobs")]
+        return calls, jobs
+
+    calls, jobs = await service.reader.run(rows)
+    assert calls == {"t-1": 1, "r-1": 0} and jobs == ["r-1"]
+    _, event = await admin(service, f"/api/events/{data['event_id']}")
+    assert event["event"]["test"] is True
+
+
+# --- hmac timestamps in milliseconds (issue 9, item 9) -------------------------------------
+
+async def test_hmac_sender_signing_milliseconds_is_accepted(service):
+    body = dumps(unlimcall())
+    millis = int(time.time() * 1000)
+    headers = hmac_headers(body, SECRET, timestamp=millis, encoding="base64")  # signs "<millis>.<body>"
+    status, data, _ = await post(service, "dialer_ts", body, headers)
+    assert (status, data.get("status")) == (200, "stored"), data
