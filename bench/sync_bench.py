@@ -290,7 +290,7 @@ def required_requests(
 
 
 def _memory_keyring() -> Any:
-    from connector.secrets import MemoryKeyring
+    from tests.memory_keyring import MemoryKeyring
 
     return MemoryKeyring()
 

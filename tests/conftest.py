@@ -10,7 +10,7 @@ import keyring  # noqa: E402
 import pytest  # noqa: E402
 
 from connector import secrets  # noqa: E402
-from connector.secrets import MemoryKeyring  # noqa: E402
+from tests.memory_keyring import MemoryKeyring  # noqa: E402
 from connector.config import parse_config  # noqa: E402
 
 pytest_plugins = ["tests.fakes.ghl_fixture"]

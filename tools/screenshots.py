@@ -1,4 +1,4 @@
-"""``python -m gui.screenshots OUTDIR``: render every tab with realistic data into PNG files.
+"""``python -m tools.screenshots OUTDIR`` (from the repository root; ``make screenshots``): render every tab with realistic data into PNG files.
 
 Starts a real Service on a temporary data dir (random ports) against an
 in-process fake GoHighLevel (tests/fakes), posts a few hundred signed events of
@@ -38,8 +38,10 @@ from keyring.backends import fail
 from connector import secrets
 from connector.app import Service
 from connector.config import parse_config
-from connector.facade import Facade, sign_request
-from connector.secrets import MemoryKeyring
+from connector.facade import Facade
+from connector.test_events import sign_request
+from tests.fakes.ghl_server import FakeGhl, Fault
+from tests.memory_keyring import MemoryKeyring
 
 WINDOW_SIZE = (1280, 800)
 HOURS = 3.0
@@ -185,8 +187,6 @@ async def settle(service: Service, timeout: float = 20.0) -> None:
 
 async def fill(service: Service, ghl: Any, clock: ShiftedClock, *, calls: int = 80, seed: int = 7) -> None:
     """Post realistic signed traffic through the real receiver; the worker syncs it to the fake GHL."""
-    from tests.fakes.ghl_server import Fault
-
     rng = random.Random(seed)
     sent: list[Request] = []
     async with aiohttp.ClientSession() as http:
@@ -221,7 +221,6 @@ async def grab(window: QWidget, path: Path) -> None:
 
 async def render(outdir: Path) -> list[Path]:
     from gui.window import MainWindow
-    from tests.fakes.ghl_server import FakeGhl
 
     outdir.mkdir(parents=True, exist_ok=True)
     keyring.set_keyring(MemoryKeyring())

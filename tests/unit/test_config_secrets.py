@@ -94,7 +94,7 @@ def test_memory_keyring_is_never_chosen_by_keyring_itself():
     from keyring.backend import get_all_keyring
     from keyring.core import _detect_backend  # what keyring does at import without a configured backend
 
-    from connector.secrets import MemoryKeyring
+    from tests.memory_keyring import MemoryKeyring
 
     assert not any(isinstance(k, MemoryKeyring) for k in get_all_keyring())
     assert not isinstance(_detect_backend(), MemoryKeyring)
