@@ -64,7 +64,9 @@ def check_keys(table: Mapping[str, Any], known: Iterable[str], where: str) -> No
         if key in allowed:
             continue
         text = str(key)
-        close = [k for k in allowed if len(text) >= 3 and (text in k or k in text)][:2]
+        # A near-spelling first (tolerance_secs), then a part of a key (tags -> add_tags), then a looser spelling.
+        close = difflib.get_close_matches(text, allowed, n=1, cutoff=0.8)
+        close = close or [k for k in allowed if len(text) >= 3 and (text in k or k in text)][:2]
         close = close or difflib.get_close_matches(text, allowed, n=1, cutoff=0.6)
         hint = ("did you mean " + " or ".join(map(repr, close)) + "?") if close else "allowed: " + ", ".join(allowed)
         if _SECRET_KEY.search(text):
