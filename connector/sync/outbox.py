@@ -10,7 +10,10 @@ import json
 import sqlite3
 from typing import Any
 
+from connector.calls import instant
+from connector.model import CallRecord
 from connector.store.writer import Stored, add_counts, hour_of
+from connector.sync.rules import PlanError, to_e164
 
 # Steps whose outcome at the CRM is unknown after a crash are re-checked before re-posting.
 CHECKED_STEPS = ("note", "task")
@@ -27,18 +30,56 @@ def jobs_on_outcome(stored: list[Stored]) -> list[tuple[str, str, float]]:
     return [
         (value.source, value.record.call_id, value.received_at)
         for value in stored
-        if value.record is not None and value.record.outcome
+        if value.record is not None and value.record.outcome and not value.record.test
         and (value.before is None or not value.before.outcome)
     ]
 
 
-def claim(conn: sqlite3.Connection, now: float, lease_seconds: float) -> dict[str, Any] | None:
-    """Take the most overdue job (or one whose lease expired: its worker died), with its call's
-    record under ``"call"`` (None if the call is not in the store)."""
+# A job waits while another open job of its contact is earlier (its call ended before, or at the same
+# time with a lower id) or holds a live lease: a contact's jobs run one at a time, in call-end order,
+# also across processes.  A job not keyed yet (no phone) never waits.
+_WAITING = (
+    "EXISTS (SELECT 1 FROM jobs e WHERE e.phone = jobs.phone AND e.status IN ('pending', 'leased') "
+    "AND e.id != jobs.id AND (e.call_end < jobs.call_end OR (e.call_end = jobs.call_end AND e.id < jobs.id) "
+    "OR (e.status = 'leased' AND e.lease_until >= :now)))"
+)
+_DUE = "((status = 'pending' AND next_attempt_at <= :now) OR (status = 'leased' AND lease_until < :now))"
+
+
+def call_end(call: dict[str, Any] | None, received_at: float) -> float:
+    """When the call ended (epoch seconds): its end time, else its last event, else when it was received."""
+    for name in ("ended_at", "last_event_at", "answered_at", "initiated_at"):
+        moment = instant((call or {}).get(name))
+        if moment > instant(None):  # unparseable or missing: the epoch
+            return moment.timestamp()
+    return received_at
+
+
+def key_jobs(conn: sqlite3.Connection, region: str) -> None:
+    """Give every open job its contact (E.164 phone) and its call's end time, once."""
+    rows = conn.execute(
+        "SELECT j.id, j.created_at, c.* FROM jobs j LEFT JOIN calls c ON c.source = j.source AND c.call_id = j.call_id "
+        "WHERE j.phone IS NULL AND j.status IN ('pending', 'leased')"
+    )
+    cols = [d[0] for d in rows.description]
+    keys = []
+    for row in rows.fetchall():
+        job_id, created_at, call = row[0], row[1], dict(zip(cols[2:], row[2:]))
+        try:
+            phone = to_e164(CallRecord.from_dict(call).phone, region) if call["call_id"] else None
+        except PlanError:
+            phone = None
+        # A call without a usable number fails alone (dead letter): it shares no contact.
+        keys.append((phone or f"?{job_id}", call_end(call if call["call_id"] else None, created_at), job_id))
+    conn.executemany("UPDATE jobs SET phone = ?, call_end = ? WHERE id = ?", keys)
+
+
+def claim(conn: sqlite3.Connection, now: float, lease_seconds: float, region: str = "US") -> dict[str, Any] | None:
+    """Take the most overdue job (or one whose lease expired: its worker died) that does not wait for
+    another job of its contact, with its call's record under ``"call"`` (None if not in the store)."""
+    key_jobs(conn, region)
     row = conn.execute(
-        "SELECT id FROM jobs WHERE (status = 'pending' AND next_attempt_at <= ?) "
-        "OR (status = 'leased' AND lease_until < ?) ORDER BY next_attempt_at, id LIMIT 1",
-        (now, now),
+        f"SELECT id FROM jobs WHERE {_DUE} AND NOT {_WAITING} ORDER BY next_attempt_at, id LIMIT 1", {"now": now}
     ).fetchone()
     if row is None:
         return None
@@ -50,6 +91,37 @@ def claim(conn: sqlite3.Connection, now: float, lease_seconds: float) -> dict[st
     call = conn.execute("SELECT * FROM calls WHERE source = ? AND call_id = ?", (job["source"], job["call_id"])).fetchone()
     job["call"] = dict(call) if call is not None else None
     return job
+
+
+def next_due(conn: sqlite3.Connection, now: float) -> float | None:
+    """When a job may next be claimable: the earliest due time of a job that waits for nobody, or the
+    earliest lease expiry (None when nothing is open).  Read-only."""
+    row = conn.execute(
+        f"SELECT MIN(CASE WHEN status = 'pending' THEN next_attempt_at ELSE lease_until END) FROM jobs "
+        f"WHERE status IN ('pending', 'leased') AND (status = 'leased' OR NOT {_WAITING})",
+        {"now": now},
+    ).fetchone()
+    return row[0]
+
+
+def take_turn(conn: sqlite3.Connection, phone: str, end: float, job_id: int, at: float) -> int | None:
+    """Record this job's call as the newest applied to the contact and return None; or, when a call
+    that ended later was applied already, return that call's job id (this job is stale: it may only
+    add its note and task)."""
+    row = conn.execute("SELECT call_end, job_id FROM contact_applied WHERE phone = ?", (phone,)).fetchone()
+    if row is not None and (row[0], row[1]) > (end, job_id):
+        return int(row[1])
+    conn.execute(
+        "INSERT INTO contact_applied (phone, call_end, job_id, at) VALUES (?,?,?,?) ON CONFLICT(phone) DO UPDATE "
+        "SET call_end = excluded.call_end, job_id = excluded.job_id, at = excluded.at",
+        (phone, end, job_id, at),
+    )
+    return None
+
+
+def distrust_contact(conn: sqlite3.Connection, phone: str | None) -> None:
+    """After a write whose result is unknown: re-read the contact before the next diff."""
+    conn.execute("UPDATE contacts SET checked_at = NULL WHERE phone = ?", (phone,))
 
 
 def steps(conn: sqlite3.Connection, job_id: int) -> dict[str, tuple[str, Any]]:
@@ -69,14 +141,16 @@ def set_step(conn: sqlite3.Connection, job_id: int, step: str, state: str, resul
     )
 
 
-def count_callback(conn: sqlite3.Connection, job_id: int, phone: str, count: int, at: float) -> None:
+def count_callback(
+    conn: sqlite3.Connection, job_id: int, phone: str, count: int, result: dict[str, Any], at: float
+) -> None:
     """Write the new counter value and mark the step done in one transaction: never counted twice."""
     conn.execute(
         "INSERT INTO callback_counters (phone, count, updated_at) VALUES (?,?,?) "
         "ON CONFLICT(phone) DO UPDATE SET count = excluded.count, updated_at = excluded.updated_at",
         (phone, count, at),
     )
-    set_step(conn, job_id, "callback", "done", {"count": count}, at)
+    set_step(conn, job_id, "callback", "done", {"count": count} | result, at)
 
 
 def complete(conn: sqlite3.Connection, job_id: int, now: float) -> None:

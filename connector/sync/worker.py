@@ -356,8 +356,8 @@ class SyncWorker:
             )
         if turn is not None:  # a stale call only adds its note and task
             count, cb_add, cb_remove = turn
-            await self._tags(client, job_id, plan, contact, done, cb_add, cb_remove)
-            await self._fields(client, job_id, plan, contact, done, count)
+            await self._tags(client, job_id, plan, contact, cb_add, cb_remove)
+            await self._fields(client, job_id, plan, contact, count)
         if plan.task:
             title, body, due = plan.task
             await self._once(
@@ -461,12 +461,11 @@ class SyncWorker:
         job_id: int,
         plan: Plan,
         contact: dict[str, Any],
-        done: dict[str, tuple[str, Any]],
         cb_add: list[str],
         cb_remove: list[str],
     ) -> None:
-        if "tags" in done:
-            return
+        # Recomputed on every try, never skipped as done: after a failure the contact was re-read,
+        # so a write that landed unseen (or anything else that changed it) is corrected here.
         have = {t.casefold() for t in contact["tags"]}
         wanted = list(dict.fromkeys(plan.add_tags + cb_add))
         unwanted = [t for t in dict.fromkeys(plan.remove_tags + cb_remove) if t not in wanted]
@@ -493,11 +492,8 @@ class SyncWorker:
         job_id: int,
         plan: Plan,
         contact: dict[str, Any],
-        done: dict[str, tuple[str, Any]],
         count: int | None,
     ) -> None:
-        if "fields" in done:
-            return
         values = dict(plan.fields)
         if count is not None and self.settings.callback_count_field:
             values[self.settings.callback_count_field] = count

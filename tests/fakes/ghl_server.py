@@ -15,7 +15,9 @@ sends GHL's rate-limit headers on every response, records every request in
 ``fake.requests`` and injects faults on demand::
 
     fake.inject("note", Fault.status(500), Fault.empty_201())
-    fake.inject(r"/tags$", Fault.timeout(2.0))
+    fake.inject(r"/tags$", Fault.timeout(2.0))          # the write lands after the client gave up
+    fake.inject("fields", Fault.none(), Fault.disconnect(perform=True))  # 2nd PUT: applied, then cut
+    await fake.quiet()                                  # every delayed write has landed
     fake.fail_all(503); ...; fake.heal()
 """
 
@@ -190,9 +192,17 @@ class Fault:
     headers: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def status(cls, code: int, body: Any = None, *, headers: dict[str, str] | None = None) -> Fault:
-        """Answer ``code`` without performing the request (``body``: dict, str or None for GHL's shape)."""
-        return cls("status", code=code, body=body, headers=tuple((headers or {}).items()))
+    def none(cls) -> Fault:
+        """Answer normally: a placeholder that lets a request through a queue of faults."""
+        return cls("none")
+
+    @classmethod
+    def status(
+        cls, code: int, body: Any = None, *, headers: dict[str, str] | None = None, perform: bool = False
+    ) -> Fault:
+        """Answer ``code`` (``body``: dict, str or None for GHL's shape); with ``perform=True`` the
+        request is applied first, as by a server that fails after writing."""
+        return cls("status", code=code, body=body, headers=tuple((headers or {}).items()), perform=perform)
 
     @classmethod
     def timeout(cls, seconds: float = 5.0, *, perform: bool = True) -> Fault:
@@ -314,6 +324,7 @@ class FakeGhl:
         self.violations: list[str] = []
         self.unhandled: list[str] = []
         self.count_429 = 0
+        self.in_flight = 0  # requests being handled, including ones whose client gave up
 
         # behaviour
         self._faults: list[tuple[str, deque[Fault]]] = []
@@ -377,6 +388,15 @@ class FakeGhl:
     @property
     def pending_faults(self) -> int:
         return sum(len(q) for _, q in self._faults)
+
+    async def quiet(self, timeout: float = 10.0) -> None:
+        """Wait until no request is being handled (a write delayed past its client's timeout has
+        landed by then)."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.in_flight} requests still in flight after {timeout:g}s")
+            await asyncio.sleep(0.01)
 
     # -- seeding and inspection -----------------------------------------------
 
@@ -514,7 +534,11 @@ class FakeGhl:
             kind=kind,
         )
         self.requests.append(record)
-        response = await self._pipeline(request, raw, body_json, method, path, kind, match)
+        self.in_flight += 1
+        try:
+            response = await self._pipeline(request, raw, body_json, method, path, kind, match)
+        finally:
+            self.in_flight -= 1
         record.status = response.status
         return response
 
@@ -640,8 +664,12 @@ class FakeGhl:
         kind: str | None,
         match: re.Match[str] | None,
     ) -> web.StreamResponse:
+        if fault.action == "none":
+            return self._handle(body_json, request, method, path, kind, match)
         if fault.action == "status":
             assert fault.code is not None
+            if fault.perform:
+                self._handle(body_json, request, method, path, kind, match)
             if fault.code == 429:
                 self.count_429 += 1
             if fault.body is None:

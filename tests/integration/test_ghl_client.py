@@ -567,18 +567,21 @@ async def test_429_without_retry_after_uses_interval_header(ghl, client):
     assert info.value.daily_exhausted is False
 
 
-async def test_real_burst_429_from_the_fake(ghl, client):
+async def test_real_burst_429_from_the_fake(ghl, session):
+    limiter = TokenBucket("100/10s")
+    client = make_client(ghl, session, limiter=limiter)
     ghl.configure_rate("3/10s")
     for _ in range(3):
         await client.find_contact_by_phone(PHONE)
+    assert limiter.paused_until is None
+    before = time.monotonic()
     with pytest.raises(RateLimited) as info:
         await client.find_contact_by_phone(PHONE)
-    assert info.value.retry_after_seconds == 10.0
+    assert info.value.retry_after_seconds == 10.0  # X-RateLimit-Interval-Milliseconds of the 429
     assert info.value.daily_exhausted is False
     assert ghl.count_429 == 1
-    assert client.last_rate_limit is not None
-    assert client.last_rate_limit.remaining == 0
-    assert client.last_rate_limit.maximum == 3
+    # every later request waits out the burst window instead of being sent
+    assert limiter.paused_until == pytest.approx(before + 10.0, abs=1.0)
 
 
 async def test_daily_429_waits_until_utc_midnight(ghl, session):
@@ -615,8 +618,7 @@ async def test_daily_remaining_zero_on_success_pauses_the_limiter(ghl, session):
     await client.get_location()
     assert limiter.paused_until is None
     await client.get_location()  # answered with X-RateLimit-Daily-Remaining: 0
-    assert client.last_rate_limit.daily_remaining == 0
-    assert limiter.paused_until is not None
+    assert limiter.paused_until == pytest.approx(time.monotonic() + seconds_to_utc_midnight(), abs=5)
     with pytest.raises(RateLimited) as info:
         await client.get_location()
     assert info.value.daily_exhausted is True

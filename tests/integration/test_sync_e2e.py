@@ -271,19 +271,18 @@ async def test_jobs_of_one_contact_apply_in_order_even_when_claimed_together(syn
     secrets.delete_secret("crm:ghl")  # build a backlog: every job is claimed at once afterwards
     phone = "+12025550112"
     sequence = ["no_answer", "no_answer", "connected", "no_answer", "busy", "voicemail"]
-    for outcome in sequence:
-        call_id = str(uuid.uuid4())
+    # Sent newest first: jobs of a contact run in the order their calls ended, not as they came in.
+    for minute, outcome in reversed(list(enumerate(sequence))):
+        call_id, end = str(uuid.uuid4()), {"ended_at": f"2026-06-04T11:{minute:02d}:00Z"}
         if outcome == "connected":
-            body = call_event("call.completed", call_id, phone)
+            body = call_event("call.completed", call_id, phone, **end)
         elif outcome == "busy":
-            body = call_event("call.failed", call_id, phone, sip_response_code=486, hangup_cause="user_busy")
+            body = call_event("call.failed", call_id, phone, sip_response_code=486, hangup_cause="user_busy", **end)
         elif outcome == "voicemail":
-            body = call_event("call.voicemail.detected", call_id, phone)
+            body = call_event("call.voicemail.detected", call_id, phone, **end)
         else:
-            body = no_answer(call_id, phone)
+            body = call_event("call.failed", call_id, phone, sip_response_code=480, hangup_cause="no_answer", **end)
         await send(svc, body)
-        await asyncio.sleep(0.01)  # distinct receipt times: the claim order is the call order
-    await asyncio.sleep(0.2)
     assert (await svc.metrics())["pending"] == len(sequence)
     secrets.set_secret("crm:ghl", ghl.token)
     metrics = await settle(svc)

@@ -9,7 +9,7 @@ from .errors import (
     TransientError,
     UnknownOutcome,
 )
-from .ghl import API_VERSIONS, Attempt, GhlClient, RateLimitInfo, api_version_for
+from .ghl import API_VERSIONS, Attempt, GhlClient, api_version_for
 from .ratelimit import Permit, TokenBucket, parse_rate
 
 __all__ = [
@@ -21,7 +21,6 @@ __all__ = [
     "GhlClient",
     "PermanentError",
     "Permit",
-    "RateLimitInfo",
     "RateLimited",
     "TokenBucket",
     "TransientError",

@@ -79,17 +79,6 @@ class Attempt:
     error: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimitInfo:
-    """Rate-limit headers of the last response (None when absent)."""
-
-    remaining: int | None
-    maximum: int | None
-    interval_ms: int | None
-    daily_remaining: int | None
-    daily_limit: int | None
-
-
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
     value = headers.get(name)
     if value is None:
@@ -173,7 +162,6 @@ class GhlClient:
         on_attempt: Callable[[Attempt], None] | None = None,
         timeout: float = 30.0,
         custom_field_value_key: str = "field_value",
-        wait_on_daily_limit: bool = False,
     ) -> None:
         if not token:
             raise ValueError("token is required")
@@ -187,8 +175,6 @@ class GhlClient:
         self._on_attempt = on_attempt
         self.timeout = timeout
         self.custom_field_value_key = custom_field_value_key
-        self.wait_on_daily_limit = wait_on_daily_limit
-        self.last_rate_limit: RateLimitInfo | None = None
 
     # -- endpoints ----------------------------------------------------------
 
@@ -364,7 +350,8 @@ class GhlClient:
         if self.limiter is None:
             return None
         try:
-            return await self.limiter.acquire(wait=self.wait_on_daily_limit)
+            # An exhausted daily budget is never waited out here: the caller pauses and retries later.
+            return await self.limiter.acquire(wait=False)
         except DailyLimitReached as exc:
             raise RateLimited(
                 "daily request limit reached (local budget)",
@@ -468,16 +455,9 @@ class GhlClient:
             )
 
     def _note_rate_headers(self, headers: Mapping[str, str]) -> None:
-        info = RateLimitInfo(
-            remaining=_int_header(headers, "X-RateLimit-Remaining"),
-            maximum=_int_header(headers, "X-RateLimit-Max"),
-            interval_ms=_int_header(headers, "X-RateLimit-Interval-Milliseconds"),
-            daily_remaining=_int_header(headers, "X-RateLimit-Daily-Remaining"),
-            daily_limit=_int_header(headers, "X-RateLimit-Limit-Daily"),
-        )
-        if any(v is not None for v in (info.remaining, info.daily_remaining, info.maximum)):
-            self.last_rate_limit = info
-        if info.daily_remaining is not None and info.daily_remaining <= 0 and self.limiter is not None:
+        """``X-RateLimit-Daily-Remaining: 0`` on any answer: hold every request until the daily reset."""
+        daily_remaining = _int_header(headers, "X-RateLimit-Daily-Remaining")
+        if daily_remaining is not None and daily_remaining <= 0 and self.limiter is not None:
             self.limiter.pause_for(self._daily_reset_seconds(headers), daily=True)
 
     @staticmethod
