@@ -9,8 +9,9 @@ from .errors import (
     TransientError,
     UnknownOutcome,
 )
-from .ghl import API_VERSIONS, Attempt, GhlClient, api_version_for
+from .ghl import Attempt, GhlClient
 from .ratelimit import Permit, TokenBucket, parse_rate
+from .wire import API_VERSIONS, api_version_for
 
 __all__ = [
     "API_VERSIONS",

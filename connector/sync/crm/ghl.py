@@ -19,8 +19,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -36,33 +34,24 @@ from .errors import (
     UnknownOutcome,
 )
 from .ratelimit import Permit, TokenBucket
+from .wire import (
+    api_version_for,
+    custom_field_value,
+    error_message,
+    int_header,
+    parse_retry_after,
+    seconds_until_utc_midnight,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://services.leadconnectorhq.com"
-
-# ``Version`` header per path prefix, from each spec file's enum (longest prefix wins).
-API_VERSIONS: dict[str, str] = {
-    "/contacts": "2021-07-28",
-    "/locations": "2021-07-28",
-    "/conversations": "2021-04-15",
-}
-DEFAULT_API_VERSION = "2021-07-28"
 
 BODY_LOG_LIMIT = 2000
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _TRACE_HEADERS = ("traceId", "x-trace-id", "trace-id", "x-request-id")
 # Fallback wait after a 429 that carries no usable header (GHL's burst window is 10 s).
 DEFAULT_RATE_LIMIT_WAIT = 10.0
-
-
-def api_version_for(path: str) -> str:
-    """The ``Version`` header value the spec requires for ``path``."""
-    best = ""
-    for prefix in API_VERSIONS:
-        if (path == prefix or path.startswith(prefix + "/")) and len(prefix) > len(best):
-            best = prefix
-    return API_VERSIONS.get(best, DEFAULT_API_VERSION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,61 +66,6 @@ class Attempt:
     trace_id: str | None
     duration_ms: float
     error: str | None
-
-
-def _int_header(headers: Mapping[str, str], name: str) -> int | None:
-    value = headers.get(name)
-    if value is None:
-        return None
-    try:
-        return int(float(value.strip()))
-    except ValueError:
-        return None
-
-
-def _seconds_until_utc_midnight(now: float | None = None) -> float:
-    current = datetime.fromtimestamp(time.time() if now is None else now, tz=timezone.utc)
-    midnight = datetime.combine(current.date() + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
-    return max(0.0, (midnight - current).total_seconds())
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-
-
-def _error_message(data: Any, fallback: str) -> str:
-    if isinstance(data, dict):
-        message = data.get("message") or data.get("error") or data.get("msg")
-        if isinstance(message, list):
-            return "; ".join(str(m) for m in message)
-        if message:
-            return str(message)
-    return fallback
-
-
-def _custom_field_value(value: Any) -> Any:
-    """Numbers go as strings: the spec types numeric ``field_value`` as ``object``."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    return value
 
 
 class _Response:
@@ -310,7 +244,7 @@ class GhlClient:
                 items.append(dict(item))
                 continue
             field_id, value = item
-            items.append({"id": field_id, self.custom_field_value_key: _custom_field_value(value)})
+            items.append({"id": field_id, self.custom_field_value_key: custom_field_value(value)})
         return items
 
     @staticmethod
@@ -456,16 +390,16 @@ class GhlClient:
 
     def _note_rate_headers(self, headers: Mapping[str, str]) -> None:
         """``X-RateLimit-Daily-Remaining: 0`` on any answer: hold every request until the daily reset."""
-        daily_remaining = _int_header(headers, "X-RateLimit-Daily-Remaining")
+        daily_remaining = int_header(headers, "X-RateLimit-Daily-Remaining")
         if daily_remaining is not None and daily_remaining <= 0 and self.limiter is not None:
             self.limiter.pause_for(self._daily_reset_seconds(headers), daily=True)
 
     @staticmethod
     def _daily_reset_seconds(headers: Mapping[str, str]) -> float:
-        reset_ms = _int_header(headers, "X-RateLimit-Daily-Reset")
+        reset_ms = int_header(headers, "X-RateLimit-Daily-Reset")
         if reset_ms is not None and reset_ms >= 0:
             return reset_ms / 1000.0
-        return _seconds_until_utc_midnight()
+        return seconds_until_utc_midnight()
 
     def _raise_for_status(self, method: str, path: str, resp: _Response, is_write: bool) -> None:
         status = resp.status
@@ -478,18 +412,18 @@ class GhlClient:
                 raise TransientError(msg, status=status, body=resp.text)
             return
         body = resp.text[:BODY_LOG_LIMIT]
-        message = f"{where}: {_error_message(resp.data, resp.text[:200] or 'no body')}"
+        message = f"{where}: {error_message(resp.data, resp.text[:200] or 'no body')}"
         if status == 429:
             headers = resp.headers
-            daily_remaining = _int_header(headers, "X-RateLimit-Daily-Remaining")
+            daily_remaining = int_header(headers, "X-RateLimit-Daily-Remaining")
             daily = daily_remaining is not None and daily_remaining <= 0
-            retry_after = _parse_retry_after(headers.get("Retry-After"))
+            retry_after = parse_retry_after(headers.get("Retry-After"))
             if daily:
                 wait = retry_after if retry_after is not None else self._daily_reset_seconds(headers)
             elif retry_after is not None:
                 wait = retry_after
             else:
-                interval = _int_header(headers, "X-RateLimit-Interval-Milliseconds")
+                interval = int_header(headers, "X-RateLimit-Interval-Milliseconds")
                 wait = interval / 1000.0 if interval is not None and interval > 0 else DEFAULT_RATE_LIMIT_WAIT
             if self.limiter is not None:
                 self.limiter.pause_for(wait, daily=daily)
