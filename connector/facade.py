@@ -10,6 +10,7 @@ and are applied to the running service at once.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -22,16 +23,18 @@ from connector import config_edit, secrets
 from connector import window_queries as wq
 from connector.autostart import Autostart, default_launch_command
 from connector.config import ConfigError, SourceConfig, parse_config, parse_source
-from connector.health import health_target, health_verdict
+from connector.health import health_target, health_verdict, signature_alerts
 from connector.redact import mask_headers, pretty_payload
 from connector.store import reader as q
 from connector.sync import queries as sq
 from connector.sync.settings import DEFAULT_RULES, GhlSettings, Rule, parse_ghl
 from connector.sync.worker import TOKEN_USER
-from connector.test_events import sample_payload, sign_request
+from connector.test_events import TEST_HEADER, sample_payload, sign_request
 
 CHART_HOURS = 3
 SNAPSHOT_MAX_AGE = 30.0  # seconds a cached snapshot may be reused while nothing changed
+ALERT_SECONDS = 3600  # signature failures this recent put a banner on the dashboard
+REJECTIONS_SECONDS = 24 * 3600  # what the Sources tab counts
 
 
 # -- results ------------------------------------------------------------------------
@@ -61,6 +64,8 @@ class Snapshot:
     by_outcome: dict[str, list[int]]  # outcome ("" = not a final event) -> events per minute
     latency: list[dict[str, Any]]  # {"minute", "p50", "p95"} in ms
     taken_at: float
+    rejections: dict[str, dict[str, int]] = field(default_factory=dict)  # source -> reason -> n, last 24 h
+    alerts: list[str] = field(default_factory=list)  # sources whose signatures failed in the last hour
 
 
 @dataclass(slots=True)
@@ -68,8 +73,18 @@ class SourceView:
     config: SourceConfig
     has_secret: bool
     secret_env: str
+    secret_from_env: bool  # the environment wins over the keyring: typing a new secret would not apply
     local_url: str
     public_url: str  # "" until [server] public_url is set
+
+
+@dataclass(slots=True)
+class SecretVariable:
+    """An environment variable that holds a secret this configuration needs (when there is no keyring)."""
+
+    name: str
+    what: str
+    is_set: bool
 
 
 @dataclass(slots=True)
@@ -87,6 +102,8 @@ class CrmView:
     settings: GhlSettings
     has_token: bool
     token_env: str
+    token_from_env: bool  # the environment wins over the keyring
+    auth_error: str | None  # GoHighLevel rejected the token (until a new one is saved)
     rules: list[Rule]  # what the editor shows: the file's rules, else the built-in defaults
     rules_are_defaults: bool
 
@@ -117,18 +134,23 @@ class Facade:
         """Metrics, verdict and chart series; reused for up to 30 s while nothing was written."""
         now = self.service.clock()
         worker_state = self.service.worker.state()
-        key = (self.data_version(), self.service.writer.depth, tuple(sorted(worker_state.items())))
+        writer = self.service.writer
+        # Batches change with counters too (rejected requests store no event).
+        key = (self.data_version(), writer.batches, writer.depth, tuple(sorted(worker_state.items())))
         cached = self._cached
         if not fresh and cached and key == self._cache_key and now - cached.taken_at < SNAPSHOT_MAX_AGE:
             return cached
         since = (now - CHART_HOURS * 3600) // 60 * 60
         reader = self.service.reader
         # The reader has several threads: the chart queries run while the metrics are collected.
-        metrics, health, rows, latency = await asyncio.gather(
+        metrics, health, rows, latency, failed_calls, recent, day = await asyncio.gather(
             self.service.metrics(), self.service.health(), reader.run(wq.outcome_minutes, since),
-            reader.run(sq.latency_by_minute, since),
+            reader.run(sq.latency_by_minute, since), reader.run(wq.failed_calls),
+            reader.run(q.rejections_by_source, now - ALERT_SECONDS),
+            reader.run(q.rejections_by_source, now - REJECTIONS_SECONDS),
         )
         metrics["store_ok"] = bool(health.get("ok"))
+        metrics["failed_calls"] = failed_calls
         minutes = list(range(int(since), int(now // 60 * 60) + 60, 60))
         index = {m: i for i, m in enumerate(minutes)}
         by_outcome: dict[str, list[int]] = {}
@@ -136,7 +158,8 @@ class Facade:
             if minute in index:
                 by_outcome.setdefault(outcome, [0] * len(minutes))[index[minute]] += n
         level, verdict = health_verdict(metrics)
-        snap = Snapshot(metrics, level, verdict, health_target(metrics), minutes, by_outcome, latency, now)
+        snap = Snapshot(metrics, level, verdict, health_target(metrics), minutes, by_outcome, latency, now,
+                        rejections=day, alerts=signature_alerts(recent))
         self._cached, self._cache_key = snap, key
         return snap
 
@@ -156,12 +179,16 @@ class Facade:
                    "before_id": before_id, "limit": limit}
         search = search.strip()
         kind = wq.search_kind(search) if search else None
+        page = None
         if kind == "phone":
             page = await self.service.reader.run(q.list_events, phone=search, **filters)
-            if page["events"] or before_id is not None:
-                return page | {"search_as": "phone"}
-            kind = "call_id"  # long numeric call ids look like phone numbers
-        page = await self.service.reader.run(q.list_events, call_id=search or None, **filters)
+            if not page["events"] and before_id is None:
+                page, kind = None, "call_id"  # long numeric call ids look like phone numbers
+        if page is None:
+            page = await self.service.reader.run(q.list_events, call_id=search or None, **filters)
+        tests = await self.service.reader.run(wq.events_sent_as_tests, [e["id"] for e in page["events"]])
+        for event in page["events"]:
+            event["test"] = event["id"] in tests
         return page | {"search_as": kind}
 
     async def event_types(self) -> list[str]:
@@ -174,18 +201,30 @@ class Facade:
         event["payload"] = pretty_payload(event.pop("body"), event.get("content_type") or "")
         event["headers"] = mask_headers(event.get("headers") or {})
         event["attempts"], event["job"] = [], None
+        event["crm"], event["now"] = self.service.worker.state(), self.service.clock()
+        event["test"] = bool((event.get("event") or {}).get("test"))
         if event.get("call_id"):
             event["job"] = await self.service.reader.run(sq.job_for_call, event["source"], event["call_id"])
             event["attempts"] = await self.service.reader.run(sq.delivery_log, event["source"], event["call_id"])
         return event
 
-    async def calls_page(self, *, before: tuple[float, int] | None = None, limit: int = 100) -> dict[str, Any]:
-        """``next_before`` is an opaque cursor: pass it back as ``before`` for the next page."""
+    async def calls_page(self, search: str = "", *, before: tuple[float, int] | None = None,
+                         limit: int = 100) -> dict[str, Any]:
+        """Calls (never test calls), most recently updated first; ``search`` is a phone number or a call
+        id.  ``next_before`` is an opaque cursor: pass it back as ``before`` for the next page."""
         after = {"before": before[0], "before_rowid": before[1]} if before else {}
-        calls = await self.service.reader.run(q.list_calls, limit=limit, **after)
+        search = search.strip()
+        kind = wq.search_kind(search) if search else None
+        calls = None
+        if kind == "phone":
+            calls = await self.service.reader.run(wq.list_calls, phone=search, limit=limit, **after)
+            if not calls and before is None:
+                calls, kind = None, "call_id"  # long numeric call ids look like phone numbers
+        if calls is None:
+            calls = await self.service.reader.run(wq.list_calls, call_id=search or None, limit=limit, **after)
         more = len(calls) == limit
         cursor = (calls[-1]["updated_at"], calls[-1]["_rowid"]) if more and calls else None
-        return {"calls": calls, "next_before": cursor}
+        return {"calls": calls, "next_before": cursor, "search_as": kind}
 
     async def call_detail(self, source: str, call_id: str) -> dict[str, Any] | None:
         call = await self.service.reader.run(q.get_call, source, call_id)
@@ -193,6 +232,7 @@ class Facade:
             return None
         call["job"] = await self.service.reader.run(sq.job_for_call, source, call_id)
         call["attempts"] = await self.service.reader.run(sq.delivery_log, source, call_id)
+        call["crm"], call["now"] = self.service.worker.state(), self.service.clock()
         return call
 
     # -- dead letters ------------------------------------------------------------------
@@ -231,10 +271,12 @@ class Facade:
         views = []
         for name, source in sorted(self.config.sources.items()):
             local, public = self.source_urls(name)
+            value, where = secrets.lookup(secrets.source_user(name))
             views.append(SourceView(
                 config=replace(source),
-                has_secret=bool(secrets.get_secret(secrets.source_user(name))),
+                has_secret=bool(value),
                 secret_env=secrets.env_name(secrets.source_user(name)),
+                secret_from_env=where == "environment",
                 local_url=local,
                 public_url=public,
             ))
@@ -310,7 +352,7 @@ class Facade:
         body, content_type = sample_payload(source, call_id, now)
         path = f"/hooks/{name}"
         signed_url = (self.config.server.public_url + path) if source.kind == "twilio" else ""
-        headers = sign_request(source, secret, body, content_type, signed_url, now)
+        headers = sign_request(source, secret, body, content_type, signed_url, now) | {TEST_HEADER: "1"}
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http:
                 async with http.post(self.service.hooks_url + path, data=body, headers=headers) as resp:
@@ -334,10 +376,13 @@ class Facade:
     def crm_settings(self) -> CrmView:
         settings: GhlSettings = self.service.worker.settings
         rules = [replace(r) for r in settings.rules]
+        token, where = secrets.lookup(TOKEN_USER)
         return CrmView(
             settings=replace(settings, rules=[replace(r) for r in settings.rules]),
-            has_token=bool(secrets.get_secret(TOKEN_USER)),
+            has_token=bool(token),
             token_env=secrets.env_name(TOKEN_USER),
+            token_from_env=where == "environment",
+            auth_error=self.service.worker.state().get("auth_error"),
             rules=rules or [replace(r) for r in DEFAULT_RULES],
             rules_are_defaults=not rules,
         )
@@ -388,6 +433,16 @@ class Facade:
     def keyring_status(self) -> KeyringStatus:
         usable, message = secrets.keyring_usable()
         return KeyringStatus(usable, message)
+
+    def secret_variables(self) -> list[SecretVariable]:
+        """The environment variables this configuration reads its secrets from, and which are set."""
+        wanted = [(secrets.source_user(name), f"secret of source {name}") for name in sorted(self.config.sources)]
+        wanted.append((TOKEN_USER, "GoHighLevel token"))
+        out = []
+        for user, what in wanted:
+            name = secrets.env_name(user)
+            out.append(SecretVariable(name, what, bool(os.environ.get(name))))
+        return out
 
     def is_first_run(self) -> bool:
         return not self.config.sources and not self.service.worker.settings.configured

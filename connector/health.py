@@ -3,6 +3,8 @@ and what each kind of rejected webhook means.  Pure functions of plain data (no 
 
 from __future__ import annotations
 
+import time
+from datetime import datetime, timezone
 from typing import Any
 
 STALE_PENDING_SECONDS = 600
@@ -64,3 +66,105 @@ def health_target(metrics: dict[str, Any]) -> str | None:
     return None
 
 
+
+
+# -- rejected webhooks ----------------------------------------------------------------
+
+# What each receiver rejection reason means to the person who set the sender up, and what to do.
+REJECTION_REASONS: dict[str, str] = {
+    "bad_signature": "the signature does not match; check the secret",
+    "missing_signature": "they carry no signature (or no signed time); turn on signing at the sender and check "
+                         "the header names",
+    "stale_timestamp": "the signed time is too far from this computer's clock; check both clocks",
+    "no_secret": "callsync has no secret for this source yet; add it in Sources",
+    "no_public_url": "Twilio signs the public URL, which is not set; set it in Sources",
+    "too_large": "they are larger than callsync accepts",
+    "slow_body": "they arrived too slowly and the connection was closed",
+    "unsupported_media_type": "they are not JSON or a web form",
+    "bad_payload": "their content is not a call event callsync can read",
+    "unstorable": "their content cannot be stored as sent",
+    "storage_timeout": "the store did not answer in time (the sender retries); check the disk",
+    "storage_error": "they could not be stored (the sender retries); check the disk",
+}
+# Rejections that mean the sender and callsync do not agree on signing: the most common setup mistake.
+SIGNATURE_REASONS = ("bad_signature", "missing_signature", "stale_timestamp", "no_secret", "no_public_url")
+
+
+def rejection_text(reason: str) -> str:
+    return REJECTION_REASONS.get(reason, reason.replace("_", " "))
+
+
+def rejection_lines(reasons: dict[str, int]) -> list[tuple[int, str]]:
+    """``(count, what it means)`` per reason, most frequent first."""
+    return [(n, rejection_text(reason)) for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])) if n]
+
+
+def signature_alerts(by_source: dict[str, dict[str, int]], period: str = "in the last hour") -> list[str]:
+    """One line per source whose requests failed the signature check, e.g.
+    ``dialer: 18 requests rejected in the last hour — the signature does not match; check the secret``."""
+    alerts = []
+    for source, reasons in sorted(by_source.items()):
+        failed = {r: n for r, n in reasons.items() if r in SIGNATURE_REASONS and n}
+        if failed:
+            main = max(failed, key=lambda r: (failed[r], r))
+            alerts.append(f"{source}: {_plural(sum(failed.values()), 'request')} rejected {period} — "
+                          f"{rejection_text(main)}")
+    return alerts
+
+
+# -- times and CRM jobs ---------------------------------------------------------------
+
+
+def format_time(ts: float | None, now: float | None = None) -> str:
+    """Local time for people: ``14:02:11`` today, ``3 Jun 14:02`` this year, else ``3 Jun 2025 14:02``."""
+    if not ts:
+        return ""
+    when = datetime.fromtimestamp(ts)
+    today = datetime.fromtimestamp(now if now is not None else time.time())
+    if when.date() == today.date():
+        return when.strftime("%H:%M:%S")
+    if when.year == today.year:
+        return f"{when.day} {when.strftime('%b %H:%M')}"
+    return f"{when.day} {when.strftime('%b %Y %H:%M')}"
+
+
+def format_iso(text: str | None, now: float | None = None) -> str:
+    """An ISO 8601 time from a payload (UTC or with an offset) as local time; anything else as is."""
+    if not text:
+        return ""
+    try:
+        parsed = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return str(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return format_time(parsed.timestamp(), now)
+
+
+def _tries(n: int) -> str:
+    return "1 try" if n == 1 else f"{n} tries"
+
+
+def job_status_text(job: dict[str, Any] | None, crm: dict[str, Any], now: float, *, test: bool = False) -> str:
+    """Where a call's CRM job stands and, while it waits, why and until when."""
+    if test:
+        return "A test call: never written to the CRM."
+    if not job:
+        return "No CRM work for this call (yet): it is written when the call has an outcome."
+    head = f"CRM job #{job['id']}"
+    status, tries = job.get("status"), _tries(int(job.get("attempts") or 0))
+    if status == "done":
+        return f"{head}: written to the CRM at {format_time(job.get('done_at'), now)} ({tries})."
+    if status == "dead":
+        return f"{head}: gave up after {tries} — {job.get('last_error') or 'no error recorded'}. Replay it from Dead letters."
+    if status == "leased":
+        return f"{head}: being written to the CRM now ({tries} so far)."
+    pause = crm.get("pause_reason") or crm.get("auth_error")
+    due = max(float(job.get("next_attempt_at") or now), now)
+    if pause:
+        until = crm.get("paused_until")
+        when = f"next try at {format_time(until, now)}" if until and until > now else "next try once that is fixed"
+        return f"{head}: waiting — {pause}; {when}."
+    why = f"retrying after an error: {job['last_error']}" if job.get("failures") and job.get("last_error") else "queued"
+    when = "next try now" if due - now < 1 else f"next try at {format_time(due, now)} (in {format_age(due - now)})"
+    return f"{head}: waiting — {why}; {when}."

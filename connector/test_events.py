@@ -1,6 +1,7 @@
 """Signed sample events, as a sender would post them: the Sources tab's "Send test event"
-and the screenshot generator.  Every one carries ``X-Callsync-Test: 1``, so the store keeps it
-as a test event (shown in Events, never a call in progress, never written to the CRM)."""
+and the screenshot generator.  A test event also carries ``X-Callsync-Test: 1`` (unsigned: it
+only marks the event), so the store keeps it as a test (shown in Events, never a call in
+progress, never written to the CRM)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from urllib.parse import parse_qsl, urlencode
 from standardwebhooks import Webhook
 
 from connector.config import SourceConfig
+from connector.receiver.hooks import TEST_HEADER
 from connector.receiver.signatures import twilio_signature
 
+__all__ = ["TEST_HEADER", "TEST_PHONE", "sample_payload", "sign_request"]
+
 TEST_PHONE = "+15555550100"  # a fictional number (555-01xx)
-TEST_HEADER = "X-Callsync-Test"
 
 
 def _iso(ts: float) -> str:

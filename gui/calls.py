@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSplitter,
     QTableView,
@@ -21,8 +22,20 @@ from PySide6.QtWidgets import (
 from qasync import asyncSlot
 
 from connector.facade import Facade
+from connector.health import format_iso
+from connector.model import TERMINAL_STATUSES
 from gui.events import ATTEMPT_HEADERS, RowsModel, attempts_rows, job_summary
-from gui.widgets import OUTCOME_LABELS, compact, fill_table, fmt_time, hint, read_only_table
+from gui.widgets import (
+    IN_PROGRESS,
+    OUTCOME_LABELS,
+    OUTCOME_TEXTS,
+    compact,
+    fill_table,
+    fit_column,
+    fmt_time,
+    hint,
+    read_only_table,
+)
 
 PAGE = 100
 
@@ -46,6 +59,7 @@ class CallsModel(RowsModel):
         ("Agent", "agent"),
         ("Events", "event_count"),
     )
+    time_keys = ("updated_at",)
 
     def display(self, row: dict[str, Any], key: str) -> str:
         if key == "updated_at":
@@ -53,10 +67,18 @@ class CallsModel(RowsModel):
         if key == "talk_seconds":
             return fmt_seconds(row.get(key))
         if key == "outcome":
-            return OUTCOME_LABELS.get(row.get(key) or "", row.get(key) or "")
+            return outcome_text(row)
         return super().display(row, key)
 
 
+def outcome_text(call: dict[str, Any]) -> str:
+    outcome = call.get("outcome")
+    if outcome:
+        return OUTCOME_LABELS.get(outcome, outcome)
+    return "" if call.get("status") in TERMINAL_STATUSES else IN_PROGRESS
+
+
+TIME_FIELDS = ("initiated_at", "answered_at", "ended_at")
 LIFECYCLE_FIELDS = (
     ("Status", "status"),
     ("Outcome", "outcome"),
@@ -117,14 +139,17 @@ class CallInspector(QWidget):
                                                  f"SIP {call['sip_code']}") if v),
             "Agent / campaign": " / ".join(str(v) for v in (call.get("agent"), call.get("campaign")) if v),
         }
+        value["Outcome"] = outcome_text(call)
         for caption, key in LIFECYCLE_FIELDS:
-            text = value.get(caption) if key is None else call.get(key)
+            text = value.get(caption) if caption in value else call.get(key)
+            if key in TIME_FIELDS:
+                text = format_iso(text)
             self.values[caption].setText("" if text is None else str(text))
         fill_table(self.events, ["#", "Received", "Type", "Status", "Occurred", "Outcome"], [
-            [e["id"], fmt_time(e["received_at"]), e["event_type"], e["status"] or "", e["occurred_at"] or "",
-             e["outcome"] or ""] for e in call.get("events") or []
+            [e["id"], fmt_time(e["received_at"]), e["event_type"], e["status"] or "", format_iso(e["occurred_at"]),
+             OUTCOME_LABELS.get(e["outcome"], e["outcome"]) if e["outcome"] else ""] for e in call.get("events") or []
         ])
-        self.job.setText(job_summary(call.get("job")))
+        self.job.setText(job_summary(call))
         fill_table(self.attempts, ATTEMPT_HEADERS, attempts_rows(call.get("attempts") or []))
 
 
@@ -137,10 +162,18 @@ class CallsView(QWidget):
         self.table.setModel(self.model)
         compact(self.table)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        for column, width in enumerate((80, 130, 300, 80, 100, 100, 70, 90)):
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)  # call ids give way, elided in the middle
+        for column, width in enumerate((110, 130, 300, 80, 100, 100, 70, 90, 60)):
             self.table.setColumnWidth(column, width)
+        fit_column(self.table, 4, OUTCOME_TEXTS)
+        fit_column(self.table, 5, OUTCOME_TEXTS)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Phone number or call id")
+        self.search.setClearButtonEnabled(True)
+        self.go = QPushButton("Search")
         self.status = QLabel("")
         self.refresh_button = QPushButton("Refresh")
         self.more = QPushButton("Load more")
@@ -153,6 +186,10 @@ class CallsView(QWidget):
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
+        bar = QHBoxLayout()
+        bar.addWidget(self.search, 1)
+        bar.addWidget(self.go)
+        left_layout.addLayout(bar)
         left_layout.addWidget(self.table, 1)
         left_layout.addLayout(below)
         split = QSplitter(Qt.Orientation.Vertical)
@@ -163,17 +200,19 @@ class CallsView(QWidget):
         layout.addWidget(split)
         self._next_before: float | None = None
         self.refresh_button.clicked.connect(self.reload)
+        self.go.clicked.connect(self.reload)
+        self.search.returnPressed.connect(self.reload)
         self.more.clicked.connect(self.load_more)
         self.table.selectionModel().currentRowChanged.connect(self._row_changed)
 
     @asyncSlot()
     async def reload(self) -> None:
         selected = self._selected_key()
-        page = await self.facade.calls_page(limit=PAGE)
+        page = await self.facade.calls_page(self.search.text(), limit=PAGE)
         self.model.set_rows(page["calls"])
         self._next_before = page["next_before"]
         self.more.setEnabled(self._next_before is not None)
-        self.status.setText(f"{len(self.model.rows):,} call(s), most recently updated first")
+        self._show_status(page.get("search_as"))
         if selected:
             for row, call in enumerate(self.model.rows):
                 if (call["source"], call["call_id"]) == selected:
@@ -188,11 +227,15 @@ class CallsView(QWidget):
     async def load_more(self) -> None:
         if self._next_before is None:
             return
-        page = await self.facade.calls_page(before=self._next_before, limit=PAGE)
+        page = await self.facade.calls_page(self.search.text(), before=self._next_before, limit=PAGE)
         self.model.append_rows(page["calls"])
         self._next_before = page["next_before"]
         self.more.setEnabled(self._next_before is not None)
-        self.status.setText(f"{len(self.model.rows):,} call(s), most recently updated first")
+        self._show_status(page.get("search_as"))
+
+    def _show_status(self, search_as: str | None) -> None:
+        what = {"phone": " for this phone number", "call_id": " with this call id"}.get(search_as or "", "")
+        self.status.setText(f"{len(self.model.rows):,} call(s){what}, most recently updated first")
 
     def _selected_key(self) -> tuple[str, str] | None:
         index = self.table.currentIndex()

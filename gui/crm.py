@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from PySide6.QtCore import Qt, Signal
@@ -28,9 +29,12 @@ from connector.facade import Facade, SecretStoreUnavailable
 from connector.model import OUTCOMES
 from connector.sync.settings import CALLBACK_ACTIONS, DEFAULT_RULES, Rule
 from gui.sources import set_result
-from gui.widgets import OUTCOME_LABELS, hint
+from gui.widgets import OUTCOME_LABELS, Banner, hint
 
-RULE_COLUMNS = ("When outcome is", "Add tags", "Remove tags", "Note", "Task title", "Callback counter")
+RULE_COLUMNS = ("When outcome is", "and disposition is", "and campaign is", "Add tags", "Remove tags", "Note",
+                "Task title", "Callback counter")
+OUTCOME, DISPOSITION, CAMPAIGN, ADD_TAGS, REMOVE_TAGS, NOTE, TASK, CALLBACK = range(len(RULE_COLUMNS))
+ANY_VALUE = "any"  # placeholder of an empty condition
 ANY = "any outcome"
 
 
@@ -39,16 +43,16 @@ def split_list(text: str) -> list[str]:
 
 
 class RulesTable(QTableWidget):
-    """One row per rule; fields the table does not show (disposition, campaign, task due) are kept."""
+    """One row per rule: its conditions (outcome, disposition, campaign) and what it writes; the task's due
+    time, which the table does not show, is kept."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(0, len(RULE_COLUMNS), parent)
         self.setHorizontalHeaderLabels(RULE_COLUMNS)
         self.verticalHeader().hide()
         header = self.horizontalHeader()
-        for column, mode in enumerate((QHeaderView.ResizeMode.ResizeToContents, QHeaderView.ResizeMode.Stretch,
-                                       QHeaderView.ResizeMode.Stretch, QHeaderView.ResizeMode.ResizeToContents,
-                                       QHeaderView.ResizeMode.Stretch, QHeaderView.ResizeMode.ResizeToContents)):
+        fit, stretch = QHeaderView.ResizeMode.ResizeToContents, QHeaderView.ResizeMode.Stretch
+        for column, mode in enumerate((fit, stretch, stretch, stretch, stretch, fit, stretch, fit)):
             header.setSectionResizeMode(column, mode)
         self._rules: list[Rule] = []
 
@@ -70,9 +74,13 @@ class RulesTable(QTableWidget):
         if len(rule.outcome) > 1:
             outcome.addItem(", ".join(rule.outcome), list(rule.outcome))
         outcome.setCurrentIndex(max(0, outcome.findData(list(rule.outcome))))
-        self.setCellWidget(row, 0, outcome)
-        self.setItem(row, 1, QTableWidgetItem(", ".join(rule.add_tags)))
-        self.setItem(row, 2, QTableWidgetItem(", ".join(rule.remove_tags)))
+        self.setCellWidget(row, OUTCOME, outcome)
+        for column, values in ((DISPOSITION, rule.disposition), (CAMPAIGN, rule.campaign)):
+            item = QTableWidgetItem(", ".join(values))
+            item.setToolTip("Comma-separated; empty matches any (case does not matter).")
+            self.setItem(row, column, item)
+        self.setItem(row, ADD_TAGS, QTableWidgetItem(", ".join(rule.add_tags)))
+        self.setItem(row, REMOVE_TAGS, QTableWidgetItem(", ".join(rule.remove_tags)))
         note = QCheckBox()
         note.setChecked(rule.note)
         holder = QWidget()
@@ -80,13 +88,13 @@ class RulesTable(QTableWidget):
         holder_layout.setContentsMargins(0, 0, 0, 0)
         holder_layout.setAlignment(Qt.AlignmentFlag.AlignCenter)
         holder_layout.addWidget(note)
-        self.setCellWidget(row, 3, holder)
-        self.setItem(row, 4, QTableWidgetItem(rule.task))
+        self.setCellWidget(row, NOTE, holder)
+        self.setItem(row, TASK, QTableWidgetItem(rule.task))
         callback = QComboBox()
         for action in CALLBACK_ACTIONS:
             callback.addItem(action, action)
         callback.setCurrentIndex(callback.findData(rule.callback))
-        self.setCellWidget(row, 5, callback)
+        self.setCellWidget(row, CALLBACK, callback)
 
     def remove_selected(self) -> None:
         for row in sorted({i.row() for i in self.selectedIndexes()} | {self.currentRow()}, reverse=True):
@@ -94,18 +102,24 @@ class RulesTable(QTableWidget):
                 self.removeRow(row)
                 del self._rules[row]
 
+    def text(self, row: int, column: int) -> str:
+        item = self.item(row, column)
+        return item.text() if item else ""
+
     def rules(self) -> list[Rule]:
         out = []
         for row, kept in enumerate(self._rules):
-            note = self.cellWidget(row, 3).findChild(QCheckBox)
+            note = self.cellWidget(row, NOTE).findChild(QCheckBox)
             out.append(replace(
                 kept,
-                outcome=list(self.cellWidget(row, 0).currentData()),
-                add_tags=split_list(self.item(row, 1).text() if self.item(row, 1) else ""),
-                remove_tags=split_list(self.item(row, 2).text() if self.item(row, 2) else ""),
+                outcome=list(self.cellWidget(row, OUTCOME).currentData()),
+                disposition=split_list(self.text(row, DISPOSITION)),
+                campaign=split_list(self.text(row, CAMPAIGN)),
+                add_tags=split_list(self.text(row, ADD_TAGS)),
+                remove_tags=split_list(self.text(row, REMOVE_TAGS)),
                 note=bool(note and note.isChecked()),
-                task=(self.item(row, 4).text() if self.item(row, 4) else "").strip(),
-                callback=self.cellWidget(row, 5).currentData(),
+                task=self.text(row, TASK).strip(),
+                callback=self.cellWidget(row, CALLBACK).currentData(),
             ))
         return out
 
@@ -123,6 +137,9 @@ class CrmView(QWidget):
         self.token.setPlaceholderText("Private integration token (pit-…)")
         self.save_token = QPushButton("Save token")
         self.token_state = hint("")
+        self.token_banner = Banner()  # the token was rejected: how to replace it
+        self.token_banner.hide()
+        self.shown_auth_error: str | None = None
         self.test = QPushButton("Test connection")
         self.verdict = QLabel("")
         self.verdict.setWordWrap(True)
@@ -179,6 +196,7 @@ class CrmView(QWidget):
         top.addWidget(account, 3)
         top.addWidget(callbacks, 2)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.token_banner)
         layout.addLayout(top)
         layout.addWidget(rules_box, 1)
         layout.addLayout(save_row)
@@ -210,17 +228,36 @@ class CrmView(QWidget):
     def show_token_state(self) -> None:
         view = self.facade.crm_settings()
         keyring = self.facade.keyring_status()
-        self.token.setEnabled(keyring.usable)
-        self.save_token.setEnabled(keyring.usable)
+        # A token from the environment wins over the keyring: typing one here would change nothing.
+        typed = keyring.usable and not view.token_from_env
+        self.token.setEnabled(typed)
+        self.save_token.setEnabled(typed)
+        env = view.token_env
+        restart = f"set {env} in the environment callsync starts with, then restart callsync"
         if not keyring.usable:
-            self.token.setPlaceholderText(f"No OS keyring — set {view.token_env} instead")
-            self.token.setToolTip(f"{keyring.message}\n{keyring.hint}")
-        if view.has_token:
-            self.token_state.setText("A token is set. Paste a new one to replace it.")
+            self.token.setPlaceholderText(f"No OS keyring — set {env} instead")
+            self.token.setToolTip(keyring.message)
+        elif view.token_from_env:
+            self.token.setPlaceholderText(f"Read from {env}")
+        if view.token_from_env:
+            self.token_state.setText(f"The token comes from {env}. To replace it, {restart}.")
+        elif view.has_token:
+            self.token_state.setText("A token is set (OS keyring). Paste a new one to replace it.")
         elif keyring.usable:
             self.token_state.setText("No token yet: nothing is written to the CRM until you save one.")
         else:
-            self.token_state.setText(f"No token: set {view.token_env} in the environment callsync starts with.")
+            self.token_state.setText(f"No token: nothing is written to the CRM until you {restart}.")
+        self.shown_auth_error = view.auth_error
+        self.token_banner.setVisible(bool(view.auth_error))
+        if view.auth_error:
+            status = re.search(r"HTTP \d+", view.auth_error)
+            how = (f"To replace it, {restart} (the environment wins over the keyring)." if view.token_from_env
+                   else f"This computer has no OS keyring: {restart}." if not keyring.usable
+                   else "Paste a new one below and click “Save token”.")
+            self.token_banner.set_message(
+                "error", f"GoHighLevel rejected the token{f' ({status.group()})' if status else ''}. Nothing is "
+                "written to the CRM until it is replaced. Create a new Private Integration token in GoHighLevel "
+                f"(Settings → Private Integrations, with the contacts scopes). {how}")
 
     def on_save_token(self) -> None:
         try:

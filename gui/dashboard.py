@@ -1,11 +1,13 @@
-"""Dashboard: health verdict, counters and the two live charts."""
+"""Dashboard: health verdict, rejected-webhook alerts, counters and the two live charts."""
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from connector.facade import Snapshot
 from gui.widgets import (
@@ -31,6 +33,26 @@ TILES = (
     ("oldest", "Oldest pending"),
 )
 TARGET_BUTTONS = {"crm": "Open CRM", "dead_letters": "Open Dead letters"}
+MIN_SPAN = 15 * 60  # the narrowest time axis: a few minutes of data still read as minutes
+NO_DATA = "no data yet"
+
+
+def outcome_order(outcomes) -> list[str]:  # noqa: ANN001 - any iterable of outcome names
+    """Stacking and legend order: the known outcomes in their fixed order, then in progress, then others."""
+    present = set(outcomes)
+    known = [o for o in OUTCOME_COLORS if o in present and o != ""]
+    return known + ([""] if "" in present else []) + sorted(present - set(OUTCOME_COLORS))
+
+
+def time_range(snap: Snapshot) -> tuple[float, float]:
+    """The x range of both charts: the chart window, narrowed to the data when there is little of it
+    (never narrower than MIN_SPAN, never starting after the first point)."""
+    end = float(snap.minutes[-1] + 60) if snap.minutes else snap.taken_at
+    start = float(snap.minutes[0]) if snap.minutes else end - MIN_SPAN
+    firsts = [next((m for m, v in zip(snap.minutes, series) if v), end) for series in snap.by_outcome.values()]
+    firsts += [p["minute"] for p in snap.latency]
+    first = min(firsts, default=end)
+    return max(start, min(float(first), end - MIN_SPAN)), end
 
 
 def _plot(title: str, left: str) -> pg.PlotWidget:
@@ -42,7 +64,36 @@ def _plot(title: str, left: str) -> pg.PlotWidget:
     plot.hideButtons()
     plot.setMenuEnabled(False)
     plot.setMinimumHeight(200)
+    empty = pg.TextItem(NO_DATA, color="#90a4ae", anchor=(0.5, 0.5))
+    plot.addItem(empty, ignoreBounds=True)
+    plot.empty_text = empty  # type: ignore[attr-defined]
     return plot
+
+
+class ChartLegend(QLabel):
+    """Colour and name of each series, below its chart: never over the data, always in the same order."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setTextFormat(Qt.TextFormat.RichText)
+        self.setStyleSheet("color: #37474f; font-size: 8pt;")
+        self.entries: list[str] = []
+
+    def set_entries(self, entries: list[tuple[str, str]]) -> None:
+        """``(label, colour)`` pairs, shown in the given order."""
+        if [label for label, _ in entries] == self.entries:
+            return
+        self.entries = [label for label, _ in entries]
+        self.setText("&nbsp;&nbsp; ".join(
+            f'<span style="color: {color};">&#9632;</span>&nbsp;{html.escape(label)}' for label, color in entries))
+
+
+def _show_empty(plot: pg.PlotWidget, empty: bool, x: tuple[float, float], y: tuple[float, float]) -> None:
+    text: pg.TextItem = plot.empty_text  # type: ignore[attr-defined]
+    text.setVisible(empty)
+    if empty:
+        text.setPos((x[0] + x[1]) / 2, (y[0] + y[1]) / 2)
 
 
 class Dashboard(QWidget):
@@ -60,29 +111,34 @@ class Dashboard(QWidget):
         for index, (key, _) in enumerate(TILES):
             grid.addWidget(self.tiles[key], index // 4, index % 4)
 
+        self.alerts = Banner()  # sources whose requests fail the signature check
+        self.alerts.action.connect(lambda: self.open_tab.emit("sources"))
+        self.alerts.hide()
+
         self.events_plot = _plot("Events per minute by outcome", "events")
-        self._legend(self.events_plot.addLegend(offset=(8, 4), labelTextSize="8pt", colCount=4))
+        self.events_legend = ChartLegend()
         self.latency_plot = _plot("Receipt → CRM latency per minute", "ms")
-        self._legend(self.latency_plot.addLegend(offset=(8, 4), labelTextSize="8pt", colCount=2))
-        self.p95 = self.latency_plot.plot([], [], name="P95", pen=pg.mkPen("#e53935", width=2),
+        self.latency_legend = ChartLegend()
+        self.latency_legend.set_entries([("P95", "#e53935"), ("P50", "#1e88e5")])
+        self.p95 = self.latency_plot.plot([], [], pen=pg.mkPen("#e53935", width=2),
                                           symbol="o", symbolSize=4, symbolBrush="#e53935", symbolPen=None)
-        self.p50 = self.latency_plot.plot([], [], name="P50", pen=pg.mkPen("#1e88e5", width=1.5),
+        self.p50 = self.latency_plot.plot([], [], pen=pg.mkPen("#1e88e5", width=1.5),
                                           symbol="o", symbolSize=3, symbolBrush="#1e88e5", symbolPen=None)
         self._bars: dict[str, pg.BarGraphItem] = {}
         self._shown: Snapshot | None = None
 
         charts = QHBoxLayout()
-        charts.addWidget(self.events_plot, 1)
-        charts.addWidget(self.latency_plot, 1)
+        for plot, legend in ((self.events_plot, self.events_legend), (self.latency_plot, self.latency_legend)):
+            column = QVBoxLayout()
+            column.setSpacing(2)
+            column.addWidget(plot, 1)
+            column.addWidget(legend)
+            charts.addLayout(column, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.health)
+        layout.addWidget(self.alerts)
         layout.addLayout(grid)
         layout.addLayout(charts, 1)
-
-    @staticmethod
-    def _legend(legend: pg.LegendItem) -> None:
-        legend.setBrush(pg.mkBrush(255, 255, 255, 230))
-        legend.setPen(pg.mkPen("#dfe3e8"))
 
     # -- rendering ------------------------------------------------------------------
     def show_snapshot(self, snap: Snapshot) -> None:
@@ -91,9 +147,13 @@ class Dashboard(QWidget):
         self._shown = snap
         self._target = snap.target
         self.health.set_message(snap.level, snap.verdict, TARGET_BUTTONS.get(snap.target or ""))
+        self.alerts.setVisible(bool(snap.alerts))
+        if snap.alerts:
+            self.alerts.set_message("error", "\n".join(snap.alerts), "Open Sources")
         self._show_tiles(snap.metrics)
-        self._show_events(snap)
-        self._show_latency(snap)
+        x_range = time_range(snap)
+        self._show_events(snap, x_range)
+        self._show_latency(snap, x_range)
 
     def _show_tiles(self, m: dict) -> None:
         latency = m.get("sync_latency_ms") or {}
@@ -103,9 +163,9 @@ class Dashboard(QWidget):
                                    "warn" if rejected and not m.get("stored") else None)
         self.tiles["processed"].set(fmt_count(m.get("processed")), "calls written to the CRM")
         self.tiles["deduped"].set(fmt_count(m.get("deduped")), "repeats ignored")
-        failed = m.get("failed", 0)
-        self.tiles["failed"].set(fmt_count(failed), f"{fmt_count(m.get('retrying', 0))} retrying now",
-                                 "warn" if m.get("retrying") else None)
+        failed = m.get("failed_calls", 0)
+        self.tiles["failed"].set(fmt_count(failed), f"calls · {fmt_count(m.get('failed', 0))} tries failed · "
+                                 f"{fmt_count(m.get('retrying', 0))} retrying", "warn" if m.get("retrying") else None)
         dead = m.get("dead", 0)
         self.tiles["dead"].set(fmt_count(dead), "need a replay" if dead else "none", "error" if dead else None)
         self.tiles["p95"].set(fmt_ms(latency.get("p95")), f"P50 {fmt_ms(latency.get('p50'))} · receipt → CRM")
@@ -115,11 +175,11 @@ class Dashboard(QWidget):
         self.tiles["oldest"].set(fmt_age(oldest), "waiting longest" if oldest else "nothing waiting",
                                  "warn" if oldest >= 600 else None)
 
-    def _show_events(self, snap: Snapshot) -> None:
+    def _show_events(self, snap: Snapshot, x_range: tuple[float, float]) -> None:
         x = np.asarray(snap.minutes, dtype=float) + 30.0
         bottom = np.zeros(len(x))
-        order = [o for o in OUTCOME_COLORS if o in snap.by_outcome and o != ""] + (
-            [""] if "" in snap.by_outcome else []) + [o for o in snap.by_outcome if o not in OUTCOME_COLORS]
+        order = outcome_order(snap.by_outcome)
+        self.events_legend.set_entries([(OUTCOME_LABELS.get(o, o), OUTCOME_COLORS.get(o, "#78909c")) for o in order])
         for outcome in list(self._bars):
             if outcome not in snap.by_outcome:
                 self.events_plot.removeItem(self._bars.pop(outcome))
@@ -128,23 +188,24 @@ class Dashboard(QWidget):
             bar = self._bars.get(outcome)
             if bar is None:
                 color = OUTCOME_COLORS.get(outcome, "#78909c")
-                bar = pg.BarGraphItem(x=x, height=heights, y0=bottom, width=54, brush=color, pen=pg.mkPen(None),
-                                      name=OUTCOME_LABELS.get(outcome, outcome))
+                bar = pg.BarGraphItem(x=x, height=heights, y0=bottom, width=54, brush=color, pen=pg.mkPen(None))
                 self._bars[outcome] = bar
                 self.events_plot.addItem(bar)
             else:
                 bar.setOpts(x=x, height=heights, y0=bottom.copy(), width=54)
             bottom = bottom + heights
-        if len(x):
-            self.events_plot.setXRange(x[0] - 30, x[-1] + 30, padding=0)
-            self.events_plot.setYRange(0, max(2.0, float(bottom.max()) * 1.4), padding=0)
+        y_range = (0.0, max(2.0, float(bottom.max()) * 1.15) if len(x) else 2.0)
+        self.events_plot.setXRange(*x_range, padding=0)
+        self.events_plot.setYRange(*y_range, padding=0)
+        _show_empty(self.events_plot, not bottom.any(), x_range, y_range)
 
-    def _show_latency(self, snap: Snapshot) -> None:
+    def _show_latency(self, snap: Snapshot, x_range: tuple[float, float]) -> None:
         points = [p for p in snap.latency if p.get("p50") is not None]
         x = np.asarray([p["minute"] + 30 for p in points], dtype=float)
         self.p50.setData(x, np.asarray([p["p50"] for p in points], dtype=float))
         self.p95.setData(x, np.asarray([p["p95"] for p in points], dtype=float))
-        if snap.minutes:
-            self.latency_plot.setXRange(snap.minutes[0], snap.minutes[-1] + 60, padding=0)
         top = max((p["p95"] for p in points), default=0.0)
-        self.latency_plot.setYRange(0, max(100.0, top * 1.3), padding=0)
+        y_range = (0.0, max(100.0, top * 1.15))
+        self.latency_plot.setXRange(*x_range, padding=0)
+        self.latency_plot.setYRange(*y_range, padding=0)
+        _show_empty(self.latency_plot, not points, x_range, y_range)

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -24,8 +25,23 @@ from PySide6.QtWidgets import (
 from qasync import asyncSlot
 
 from connector.facade import Facade
+from connector.health import job_status_text
 from connector.model import OUTCOMES
-from gui.widgets import OUTCOME_LABELS, compact, fill_table, fmt_ms, fmt_time, hint, monospace, read_only_table
+from gui.widgets import (
+    OUTCOME_LABELS,
+    OUTCOME_TEXTS,
+    TEST_MARK,
+    TEST_TIP,
+    compact,
+    fill_table,
+    fit_column,
+    fmt_ms,
+    fmt_time,
+    full_time,
+    hint,
+    monospace,
+    read_only_table,
+)
 
 PAGE = 100
 Index = QModelIndex | QPersistentModelIndex
@@ -35,6 +51,7 @@ class RowsModel(QAbstractTableModel):
     """A list of dicts shown as columns ``(header, key)``; rows are appended or prepended by pages."""
 
     columns: tuple[tuple[str, str], ...] = ()
+    time_keys: tuple[str, ...] = ()  # unix times: shown local and short, in full as the tooltip
 
     def __init__(self) -> None:
         super().__init__()
@@ -59,7 +76,11 @@ class RowsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return self.display(row, key)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return str(row.get(key) or "")
+            if row.get("test"):
+                return TEST_TIP
+            return full_time(row.get(key)) if key in self.time_keys else self.display(row, key)
+        if role == Qt.ItemDataRole.ForegroundRole and row.get("test"):
+            return QColor("#78909c")
         return None
 
     def display(self, row: dict[str, Any], key: str) -> str:
@@ -93,13 +114,15 @@ class EventsModel(RowsModel):
         ("Source", "source"),
         ("Outcome", "outcome"),
     )
+    time_keys = ("received_at",)
 
     def display(self, row: dict[str, Any], key: str) -> str:
         if key == "received_at":
             return fmt_time(row.get(key))
         if key == "outcome":
             outcome = row.get("outcome")
-            return OUTCOME_LABELS.get(outcome, outcome) if outcome else (row.get("status") or "")
+            text = OUTCOME_LABELS.get(outcome, outcome) if outcome else (row.get("status") or "")
+            return text + TEST_MARK if row.get("test") else text
         return super().display(row, key)
 
 
@@ -114,13 +137,10 @@ def attempts_rows(attempts: list[dict[str, Any]]) -> list[list[Any]]:
 ATTEMPT_HEADERS = ["Time", "Step", "Request", "Status", "Took", "Trace id", "Response / error"]
 
 
-def job_summary(job: dict[str, Any] | None) -> str:
-    if not job:
-        return "No CRM work for this call (yet): it is written when the call has an outcome."
-    text = f"CRM job #{job['id']}: {job['status']}, {job['attempts']} attempt(s)"
-    if job.get("last_error"):
-        text += f" — last error: {job['last_error']}"
-    return text
+def job_summary(detail: dict[str, Any]) -> str:
+    """Where the CRM job of an event's or call's detail stands; while it waits, why and until when."""
+    return job_status_text(detail.get("job"), detail.get("crm") or {}, detail.get("now") or 0.0,
+                           test=bool(detail.get("test")))
 
 
 class EventInspector(QWidget):
@@ -163,12 +183,13 @@ class EventInspector(QWidget):
             self.title.setText("This event is gone.")
             return
         call = f"call {event['call_id']}" if event.get("call_id") else "not about a call"
+        test = " — <i>a test event: never a call, never written to the CRM</i>" if event.get("test") else ""
         self.title.setText(f"<b>#{event['id']} {event['event_type']}</b> from <b>{event['source']}</b>, {call}, "
-                           f"received {fmt_time(event['received_at'])} ({event.get('content_type') or '?'})")
+                           f"received {full_time(event['received_at'])} ({event.get('content_type') or '?'}){test}")
         self.payload.setPlainText(event["payload"])
         self.headers.setPlainText("\n".join(f"{k}: {v}" for k, v in sorted(event["headers"].items())))
         self.normalized.setPlainText(json.dumps(event.get("event") or {}, indent=2, sort_keys=True))
-        self.job.setText(job_summary(event.get("job")))
+        self.job.setText(job_summary(event))
         fill_table(self.attempts, ATTEMPT_HEADERS, attempts_rows(event.get("attempts") or []))
 
 
@@ -199,9 +220,11 @@ class EventsView(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        for column, width in enumerate((80, 130, 300, 170, 90)):
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)  # call ids give way, elided in the middle
+        for column, width in enumerate((110, 130, 300, 180, 90)):
             self.table.setColumnWidth(column, width)
+        fit_column(self.table, 5, [t + TEST_MARK for t in OUTCOME_TEXTS])
         self.inspector = EventInspector()
 
         bar = QHBoxLayout()

@@ -1,6 +1,9 @@
-"""Sources: add / edit / remove senders, their secret, webhook URLs and a signed test event."""
+"""Sources: add / edit / remove senders, their secret, webhook URLs, a signed test event and the
+requests each source refused, by reason."""
 
 from __future__ import annotations
+
+import html
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -21,6 +24,7 @@ from qasync import asyncSlot
 
 from connector.config import FORMATS, SIGNATURE_ENCODINGS, ConfigError, SourceConfig
 from connector.facade import Facade, SecretStoreUnavailable, SourceView
+from connector.health import rejection_lines
 from gui.widgets import LEVEL_COLORS, Confirm, CopyField, hint
 
 KIND_LABELS = {
@@ -121,14 +125,23 @@ class SourcesView(QWidget):
         self.test_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         test_box = QGroupBox("Test")
         test_layout = QVBoxLayout(test_box)
-        test_layout.addWidget(hint("Posts a correctly signed 'call started' sample (fictional number, no CRM "
-                                   "write) to this machine's receiver, exactly as the sender would."))
+        test_layout.addWidget(hint("Posts a correctly signed 'call started' sample (fictional number, marked as "
+                                   "a test: never a call, never written to the CRM) to this machine's receiver, "
+                                   "exactly as the sender would."))
         test_row = QHBoxLayout()
         test_row.addWidget(self.send_test)
         test_row.addWidget(self.open_event)
         test_row.addStretch(1)
         test_layout.addLayout(test_row)
         test_layout.addWidget(self.test_result)
+
+        self.rejected = QLabel("")
+        self.rejected.setWordWrap(True)
+        self.rejected.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        rejected_box = QGroupBox("Rejected requests (last 24 hours)")
+        rejected_layout = QVBoxLayout(rejected_box)
+        rejected_layout.addWidget(self.rejected)
+        self._rejections: dict[str, dict[str, int]] = {}
 
         left = QVBoxLayout()
         left.addWidget(self.list, 1)
@@ -137,6 +150,7 @@ class SourcesView(QWidget):
         right.addWidget(source_box)
         right.addWidget(url_box)
         right.addWidget(test_box)
+        right.addWidget(rejected_box)
         right.addStretch(1)
         layout = QHBoxLayout(self)
         layout.addLayout(left)
@@ -193,6 +207,8 @@ class SourcesView(QWidget):
 
     def _show(self, view: SourceView) -> None:
         src = view.config
+        if src.name != self._editing:
+            self._clear_test_result()  # another source: the last answer was not about this one
         self._editing = src.name
         self.name.setText(src.name)
         self.name.setReadOnly(True)
@@ -210,16 +226,45 @@ class SourcesView(QWidget):
         self.public_url.set_text(view.public_url, "set the public base URL above")
         self.url_hint.setText(self._url_hint(src))
         self.result.clear()
+        self._show_rejected()
         self._kind_changed()
 
     def _show_secret_state(self, view: SourceView) -> None:
-        if view.has_secret:
-            text = "A secret is set. Type a new one to replace it."
-        elif self.facade.keyring_status().usable:
+        usable = self.facade.keyring_status().usable
+        restart = "in the environment callsync starts with, then restart callsync"
+        if view.secret_from_env:
+            text = (f"The secret comes from {view.secret_env} (the environment wins over the keyring): "
+                    f"to replace it, change {view.secret_env} {restart}.")
+        elif view.has_secret:
+            text = "A secret is set (OS keyring). Type a new one to replace it."
+        elif usable:
             text = "No secret yet: every request to this source is refused (401) until you add one."
         else:
-            text = f"No secret: set {view.secret_env} in the environment callsync starts with."
+            text = f"No secret: every request is refused (401) until you set {view.secret_env} {restart}."
         self.secret_state.setText(text)
+
+    def _clear_test_result(self) -> None:
+        self.test_result.clear()
+        self.open_event.hide()
+        self._last_event = None
+
+    # -- rejected requests ----------------------------------------------------------
+    def show_rejections(self, by_source: dict[str, dict[str, int]]) -> None:
+        """Rejected requests per source and reason (from the dashboard's snapshot)."""
+        if by_source != self._rejections:
+            self._rejections = by_source
+            self._show_rejected()
+
+    def _show_rejected(self) -> None:
+        name = self._editing
+        lines = rejection_lines(self._rejections.get(name, {})) if name else []
+        if not name:
+            text = "Save the source to see the requests it refuses."
+        elif not lines:
+            text = "None: every request to this source was accepted."
+        else:
+            text = "<br>".join(f"<b>{n:,}</b> — {html.escape(what)}" for n, what in lines)
+        set_result(self.rejected, False if lines else None, text)
 
     def _url_hint(self, src: SourceConfig) -> str:
         if src.kind == "twilio":
@@ -242,13 +287,19 @@ class SourcesView(QWidget):
         self.tolerance.setValue(default.tolerance_seconds)
         self.format.setCurrentIndex(self.format.findData("auto"))
         self.secret.clear()
-        self.secret_state.setText("The secret the sender signs with; it is kept in the OS keyring, never in a file.")
+        if self.facade.keyring_status().usable:
+            self.secret_state.setText("The secret the sender signs with; it is kept in the OS keyring, never in a file.")
+        else:
+            self.secret_state.setText("No OS keyring: after saving, set the source's CALLSYNC_SECRET_<NAME> variable "
+                                      "in the environment callsync starts with, then restart callsync.")
         self.remove.setEnabled(False)
         self.send_test.setEnabled(False)
         self.local_url.set_text("", "save the source first")
         self.public_url.set_text("", "save the source first")
         self.url_hint.clear()
         self.result.clear()
+        self._clear_test_result()
+        self._show_rejected()
         self._kind_changed()
 
     def _kind_changed(self) -> None:
@@ -327,6 +378,8 @@ class SourcesView(QWidget):
             result = await self.facade.send_test_event(name)
         finally:
             self.send_test.setEnabled(True)
+        if self._editing != name:
+            return  # another source is shown now
         set_result(self.test_result, result.ok, result.message)
         self._last_event = result.event_id
         self.open_event.setVisible(result.event_id is not None)

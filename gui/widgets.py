@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from connector.health import format_age
+from connector.health import format_age, format_time
+from connector.model import OUTCOMES, STATUS_RANK, TERMINAL_STATUSES
 
 LEVEL_COLORS = {"ok": "#2e7d32", "warn": "#e65100", "error": "#c62828", "info": "#1565c0"}
 LEVEL_BACKGROUNDS = {"ok": "#e8f5e9", "warn": "#fff3e0", "error": "#ffebee", "info": "#e3f2fd"}
@@ -37,6 +38,11 @@ OUTCOME_COLORS = {
     "": "#cfd8dc",
 }
 OUTCOME_LABELS = {"": "in progress / other", "no_answer": "no answer"}
+IN_PROGRESS = "in progress"
+TEST_MARK = " (test)"
+TEST_TIP = "Sent with “Send test event”: never a call in progress, never written to the CRM."
+# Every text an outcome or status cell can show: those columns are made wide enough for all of them.
+OUTCOME_TEXTS = [OUTCOME_LABELS.get(o, o) for o in OUTCOMES] + [IN_PROGRESS, *STATUS_RANK, *TERMINAL_STATUSES]
 
 
 def fmt_count(value: Any) -> str:
@@ -58,12 +64,21 @@ def fmt_age(seconds: float | None) -> str:
 
 
 def fmt_time(ts: float | None) -> str:
-    if not ts:
-        return ""
-    when = datetime.fromtimestamp(ts)
-    if when.date() == datetime.now().date():
-        return when.strftime("%H:%M:%S")
-    return when.strftime("%Y-%m-%d %H:%M")
+    """Local time, short: ``14:02:11`` today, ``3 Jun 14:02`` earlier."""
+    return format_time(ts)
+
+
+def full_time(ts: float | None) -> str:
+    """Local date and time with the time zone, for tooltips."""
+    return datetime.fromtimestamp(ts).astimezone().strftime("%a %d %b %Y %H:%M:%S %Z") if ts else ""
+
+
+def fit_column(table: QAbstractItemView, column: int, texts: list[str], margin: int = 28) -> None:
+    """Widen ``column`` so that none of ``texts`` is elided (never narrows it)."""
+    metrics = table.fontMetrics()
+    needed = max((metrics.horizontalAdvance(t) for t in texts), default=0) + margin
+    if table.columnWidth(column) < needed:  # type: ignore[attr-defined]
+        table.setColumnWidth(column, needed)  # type: ignore[attr-defined]
 
 
 def monospace() -> QFont:

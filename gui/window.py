@@ -1,4 +1,5 @@
-"""The main window: banners, tabs, the live refresh timer; closing it keeps callsync in the tray."""
+"""The main window: banners, tabs, the live refresh timer.  Closing it keeps callsync running in the
+tray; without a system tray, closing asks whether to keep running minimised or to quit."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ from pathlib import Path
 
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QStackedWidget, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QStackedWidget,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 from qasync import asyncSlot
 
 from connector.facade import Facade, Snapshot
@@ -50,9 +60,7 @@ class MainWindow(QMainWindow):
         self.resize(1200, 780)
 
         self.keyring_banner = Banner()
-        status = facade.keyring_status()
-        self.keyring_banner.set_message("warn", f"{status.message}\n{status.hint}")
-        self.keyring_banner.setVisible(not status.usable)
+        self.show_keyring_state()
 
         self.dashboard = Dashboard()
         self.events = EventsView(facade)
@@ -99,11 +107,14 @@ class MainWindow(QMainWindow):
         self._version = -1
         self.last_snapshot: Snapshot | None = None
         self._told_about_tray = False
+        self.close_box: QMessageBox | None = None
 
         self.dashboard.open_tab.connect(self.select_tab)
         self.sources.show_event.connect(self.show_event)
         self.sources.changed.connect(self.refresh_now)
+        self.sources.changed.connect(self.show_keyring_state)
         self.crm.changed.connect(self.refresh_now)
+        self.crm.changed.connect(self.show_keyring_state)
         self.setup.done.connect(self.finish_setup)
         self.tabs.currentChanged.connect(self._tab_changed)
         if tray is not None:
@@ -120,9 +131,14 @@ class MainWindow(QMainWindow):
         self.autostart_action.setStatusTip(message)
         self.autostart_action.setChecked(self.facade.autostart_enabled())
         self.autostart_action.toggled.connect(self.set_autostart)
-        close = QAction("Close window (keeps running)", self)
+        if self.tray is not None:
+            close = QAction("Close window (keeps running in the tray)", self)
+            close.triggered.connect(self.close)
+        else:  # no tray to keep running in: the window stays, minimised
+            close = QAction("Minimise window (keeps running)", self)
+            close.triggered.connect(self.showMinimized)
         close.setShortcut(QKeySequence.StandardKey.Close)
-        close.triggered.connect(self.close)
+        self.close_action = close
         quit_action = QAction("Quit callsync", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.quit_requested)
@@ -180,7 +196,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
         event.ignore()
         if not self.keeps_running_in_tray:
-            self.quit_requested.emit()
+            self.ask_close()
             return
         self.hide()
         self.timer.setInterval(HIDDEN_REFRESH_MS)
@@ -188,6 +204,47 @@ class MainWindow(QMainWindow):
             self._told_about_tray = True
             self.tray.notify("callsync keeps running", "Webhooks are still received and synced. Open the window "
                              "or quit from the tray icon.", self.tray.icon.MessageIcon.Information)
+
+    def ask_close(self) -> None:
+        """No system tray: closing the window would leave nothing to reopen it from, so ask."""
+        if self.close_box is not None:
+            self.close_box.raise_()
+            return
+        box = QMessageBox(QMessageBox.Icon.Question, "Keep callsync running?",
+                          "This desktop has no system tray, so callsync cannot keep running without its window.",
+                          QMessageBox.StandardButton.Cancel, self)
+        box.setInformativeText("Minimise the window to keep receiving webhooks and syncing calls, or quit "
+                               "callsync: webhooks sent while it is stopped are refused until it runs again.")
+        self.keep_button: QPushButton = box.addButton("Keep running (minimise)", QMessageBox.ButtonRole.AcceptRole)
+        self.quit_button: QPushButton = box.addButton("Quit callsync", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(self.keep_button)
+        box.buttonClicked.connect(self._close_answered)
+        box.finished.connect(lambda _result: setattr(self, "close_box", None))
+        self.close_box = box
+        box.open()
+
+    def _close_answered(self, button: QPushButton) -> None:
+        if button is self.quit_button:
+            self.quit_requested.emit()
+        elif button is self.keep_button:
+            self.showMinimized()
+            self.statusBar().showMessage("callsync keeps running minimised; quit it from the callsync menu.", 15_000)
+
+    def show_keyring_state(self) -> None:
+        """Without an OS keyring, the banner lists the variables this configuration needs and which are set."""
+        status = self.facade.keyring_status()
+        self.keyring_banner.setVisible(not status.usable)
+        if status.usable:
+            return
+        variables = self.facade.secret_variables()
+        missing = [v for v in variables if not v.is_set]
+        lines = [status.message]
+        if variables:
+            lines.append("Set: " + (", ".join(v.name for v in variables if v.is_set) or "none") + ".")
+        if missing:
+            lines.append("Missing: " + ", ".join(f"{v.name} ({v.what})" for v in missing)
+                         + " — set them in the environment callsync starts with, then restart callsync.")
+        self.keyring_banner.set_message("warn" if missing else "info", "\n".join(lines))
 
     # -- navigation -------------------------------------------------------------------
     def select_tab(self, name: str) -> None:
@@ -241,6 +298,9 @@ class MainWindow(QMainWindow):
             if not self.isVisible():
                 return
             self.dashboard.show_snapshot(snap)
+            self.sources.show_rejections(snap.rejections)
+            if (snap.metrics.get("crm") or {}).get("auth_error") != self.crm.shown_auth_error:
+                self.crm.show_token_state()  # the token was rejected, or a new one accepted
             version = self.facade.data_version()
             if version != self._version:
                 self._version = version

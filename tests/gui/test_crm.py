@@ -7,6 +7,7 @@ import tomllib
 import pytest
 from PySide6.QtCore import Qt
 
+from gui.crm import ADD_TAGS, CALLBACK, CAMPAIGN, DISPOSITION, OUTCOME, RULE_COLUMNS, TASK
 from tests.gui.conftest import until
 from tests.gui.test_dead_letters import DIALER, completed_call, send
 
@@ -54,11 +55,11 @@ async def test_rules_editor_writes_rules_and_the_sync_follows_them(qtbot, start_
 
     qtbot.mouseClick(crm.add_rule, LEFT)
     row = rules.rowCount() - 1
-    outcome = rules.cellWidget(row, 0)
+    outcome = rules.cellWidget(row, OUTCOME)
     outcome.setCurrentIndex(outcome.findData(["connected"]))
-    rules.item(row, 1).setText("hot lead, called today")
-    rules.item(row, 4).setText("Send the quote")
-    callback = rules.cellWidget(row, 5)
+    rules.item(row, ADD_TAGS).setText("hot lead, called today")
+    rules.item(row, TASK).setText("Send the quote")
+    callback = rules.cellWidget(row, CALLBACK)
     callback.setCurrentIndex(callback.findData("reset"))
     # Move it first: the first matching rule wins.
     kept = rules.rules()
@@ -90,3 +91,25 @@ async def test_untouched_default_rules_stay_out_of_the_file(qtbot, start_service
     window.select_tab("crm")
     qtbot.mouseClick(window.crm.save, LEFT)
     assert "rules" not in tomllib.loads(service.config.config_path.read_text())
+
+
+async def test_rules_table_shows_and_edits_disposition_and_campaign_conditions(qtbot, start_service, open_window):
+    rule = {"outcome": ["sale"], "disposition": ["SALE", "SOLD"], "campaign": ["Q1-Sales"], "add_tags": ["won"]}
+    service = await start_service(sources=DIALER, extra={"rules": [rule]})
+    window = open_window(service)
+    window.select_tab("crm")
+    rules = window.crm.rules
+    headers = [rules.horizontalHeaderItem(c).text() for c in range(rules.columnCount())]
+    assert headers == list(RULE_COLUMNS)
+    assert rules.item(0, DISPOSITION).text() == "SALE, SOLD"
+    assert rules.item(0, CAMPAIGN).text() == "Q1-Sales"
+    assert rules.item(0, ADD_TAGS).text() == "won"
+
+    rules.item(0, DISPOSITION).setText("SALE, SOLD, CLOSED")
+    rules.item(0, CAMPAIGN).setText("")  # any campaign now
+    qtbot.mouseClick(window.crm.save, LEFT)
+    assert "Saved" in window.crm.result.text()
+    saved = tomllib.loads(service.config.config_path.read_text())["rules"][0]
+    assert saved["disposition"] == ["SALE", "SOLD", "CLOSED"] and "campaign" not in saved
+    assert service.worker.settings.rules[0].disposition == ["SALE", "SOLD", "CLOSED"]
+    assert service.worker.settings.rules[0].campaign == []
