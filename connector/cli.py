@@ -297,7 +297,14 @@ def run(args: argparse.Namespace) -> int:
     command = args.command
     if command == "secret":
         return secret_command(args)
-    config = load(args, create=command in SERVER_COMMANDS)
+    try:
+        config = load(args, create=command in SERVER_COMMANDS)
+    except (ConfigError, StartupError) as exc:
+        if command == "gui" and _window_possible():
+            from gui.main import show_startup_error
+
+            return show_startup_error(exc)  # the same line on stderr, and a dialog
+        raise
     try:
         if command == "check-crm":
             return check_crm_command(config)
@@ -312,6 +319,15 @@ def run(args: argparse.Namespace) -> int:
     from gui.main import run_gui
 
     return run_gui(config)
+
+
+def _window_possible() -> bool:
+    """Whether a dialog can be shown: on X11/Wayland only with a display (Qt aborts without one)."""
+    import os
+
+    if sys.platform in ("win32", "darwin") or os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def one_line(text: str) -> str:

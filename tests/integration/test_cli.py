@@ -219,6 +219,12 @@ async def test_data_dir_without_a_command_opens_the_window_on_that_dir(tmp_path)
             proc.wait()
 
 
+async def test_the_window_reports_a_bad_config_in_one_line(tmp_path):
+    (tmp_path / "config.toml").write_text('[server]\nprot = 1\n')
+    run = await run_cli("--data-dir", str(tmp_path), env={"QT_QPA_PLATFORM": "offscreen"}, timeout=30)
+    assert_one_line_error(run, "callsync: configuration error:", "[server]: unknown key 'prot' (did you mean 'port'?)")
+
+
 async def test_options_before_and_after_the_command_reach_the_server(tmp_path):
     ports = [free_port(), free_port()]
     for args in (["--port", str(ports[0]), "serve", "--data-dir", str(tmp_path)],

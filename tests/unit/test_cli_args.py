@@ -77,3 +77,17 @@ def test_every_command_and_option_has_help():
             assert action.help and action.help != argparse.SUPPRESS, f"{path} {name}: no help text"
             checked += 1
     assert checked > 30  # every command was walked
+
+
+def test_a_configuration_error_for_the_window_goes_to_its_dialog(tmp_path, monkeypatch):
+    import gui.main
+
+    from connector.config import ConfigError
+
+    shown = []
+    monkeypatch.setattr(gui.main, "show_startup_error", lambda error: shown.append(error) or 2)
+    monkeypatch.setattr(gui.main, "run_gui", lambda config: pytest.fail("the window must not start"))
+    (tmp_path / "config.toml").write_text("[sources.dialer]\ntolerance_secs = 5\n")
+    assert cli.main(["--data-dir", str(tmp_path)]) == 2
+    (error,) = shown
+    assert isinstance(error, ConfigError) and "did you mean 'tolerance_seconds'?" in str(error)
