@@ -20,7 +20,7 @@ from tomlkit.items import AoT, InlineTable, Table
 from tomlkit.toml_document import TOMLDocument
 
 from connector.config import DEFAULT_CONFIG, ConfigError, SourceConfig, parse_config
-from connector.sync.settings import Rule, parse_ghl
+from connector.sync.settings import Rule
 
 # Keys a [sources.<name>] table may hold; those the new settings do not write are removed.
 SOURCE_KEYS = ("kind", "signature_header", "signature_encoding", "timestamp_header", "tolerance_seconds", "format")
@@ -33,13 +33,12 @@ def read_document(path: Path) -> TOMLDocument:
 
 
 def validate(text: str, data_dir: Path) -> dict[str, Any]:
-    """Parse ``text`` as a whole config; raises ConfigError with the key at fault."""
+    """Parse ``text`` as a whole config ([crm.ghl] and [[rules]] too); raises ConfigError with the key at fault."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"not valid TOML: {exc}") from exc
     parse_config(data, data_dir)
-    parse_ghl(data)
     return data
 
 
