@@ -25,7 +25,9 @@ from connector.config import Config
 from connector.metrics import LatencyWindow
 from connector.startup import DataDirLock, StartupError, listen_error
 from connector.receiver.hooks import HooksReceiver
+from connector.receiver.listener import HooksListener
 from connector.store import reader as q
+from connector.store.health import StorageProbe
 from connector.store.reader import StoreReader
 from connector.store.writer import StoreWriter
 from connector.sync import queries as sq
@@ -35,6 +37,7 @@ from connector.sync.worker import SyncWorker
 log = logging.getLogger(__name__)
 
 MetricsProvider = Callable[[], Awaitable[dict[str, Any]]]
+STALLED_SECONDS = 2.0  # a write taking longer means the writer is stuck (health says so)
 
 
 def ensure_admin_token() -> None:
@@ -84,6 +87,8 @@ class Service:
         self.admin_port: int | None = None
         self.started_at: float | None = None
         self.lock = DataDirLock(config.data_dir)
+        self.hooks_listener: HooksListener | None = None
+        self.probe = StorageProbe(str(config.db_path), lock_is_ours=self._writer_committed_recently)
 
     async def start(self) -> None:
         """Start everything or nothing: a failure stops what started and raises :class:`StartupError`
@@ -104,8 +109,13 @@ class Service:
             raise StartupError(f"cannot open the store {self.config.db_path}: {exc.strerror or exc}") from exc
         ensure_admin_token()
         srv = self.config.server
-        self.hooks_port = await self._listen(self.receiver.make_app(), srv.host, srv.port,
-                                             ("hooks", "port", "--port"))
+        self.hooks_listener = HooksListener(
+            self.receiver.make_app(), srv.host, srv.port, header_timeout=srv.header_timeout_seconds,
+            idle_timeout=srv.idle_timeout_seconds, max_connections=srv.max_connections)
+        try:
+            self.hooks_port = await self.hooks_listener.start()
+        except OSError as exc:
+            raise listen_error(exc, "hooks", srv.host, srv.port, "port", "--port") from exc
         self.admin_port = await self._listen(self.admin.app, "127.0.0.1", srv.admin_port,
                                              ("admin", "admin_port", "--admin-port"))
         for part in self.background:
@@ -135,6 +145,9 @@ class Service:
                 await part.stop()
             except Exception:  # noqa: BLE001 - keep shutting down the rest
                 log.exception("stopping %r failed", part)
+        if self.hooks_listener is not None:
+            await self.hooks_listener.stop()
+            self.hooks_listener = None
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
@@ -150,14 +163,26 @@ class Service:
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}"
 
+    def _writer_committed_recently(self) -> bool:
+        last = self.writer.last_commit_at
+        return last is not None and time.monotonic() - last < STALLED_SECONDS
+
     async def health(self) -> dict[str, Any]:
-        writer_alive = bool(self.writer._thread and self.writer._thread.is_alive())
-        try:
-            await self.reader.run(lambda conn: conn.execute("SELECT 1").fetchone())
-            db_ok = True
-        except Exception:  # noqa: BLE001
-            db_ok = False
-        return {"ok": writer_alive and db_ok, "writer": writer_alive, "database": db_ok}
+        """Whether storage can take a write now, within about a second (never waits on the database):
+        ``{"ok", "reason", "writer", "database", "store"}``."""
+        status = self.writer.status()
+        reasons = []
+        if not status["alive"]:
+            reasons.append("the store writer stopped")
+        elif status["busy_seconds"] > STALLED_SECONDS:
+            reasons.append(f"the store writer has been stuck on one write for {status['busy_seconds']:.0f} s")
+        if status["last_error"]:
+            reasons.append(f"the last write failed: {status['last_error']}")
+        storage = await self.probe.check()
+        if storage:
+            reasons.append(storage)
+        return {"ok": not reasons, "reason": "; ".join(reasons) or None, "writer": status["alive"],
+                "database": storage is None, "store": status}
 
     async def metrics(self) -> dict[str, Any]:
         now = self.clock()

@@ -1,12 +1,16 @@
 """Admin listener (loopback only): health, metrics, events and calls as JSON.
 
-Routes that change state are added by other parts (the sync worker's replay)
-through :meth:`AdminApi.add_routes`; they are wrapped by :func:`require_token`.
+Routes that change state are added by other parts (the sync worker's replay,
+``connector/sync/admin_routes.py``) onto the same app; they are wrapped by
+:func:`require_token`.  Every request, whatever its route, must name the loopback
+host in its ``Host`` header (:func:`loopback_host_only`): a web page that rebinds
+its own DNS name to 127.0.0.1 cannot read or change anything (DNS rebinding).
 """
 
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,6 +19,22 @@ from aiohttp import web
 from connector.store import reader as q
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+INT64_MAX = 2**63 - 1
+# 127.0.0.1, localhost or [::1], with or without a port; nothing else (case-insensitive).
+LOOPBACK_HOST = re.compile(r"(?:127\.0\.0\.1|localhost|\[::1\])(?::\d{1,5})?", re.IGNORECASE)
+
+
+def is_loopback_host(host: str | None) -> bool:
+    return bool(host) and LOOPBACK_HOST.fullmatch(host) is not None  # type: ignore[arg-type]
+
+
+@web.middleware
+async def loopback_host_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """403 before any route runs unless the Host header names the loopback host (DNS rebinding)."""
+    if not is_loopback_host(request.headers.get("Host")):
+        return web.json_response({"error": "the admin API answers only to Host 127.0.0.1, localhost or [::1]"},
+                                 status=403)
+    return await handler(request)
 
 
 def _int(request: web.Request, key: str, default: int | None) -> int | None:
@@ -22,9 +42,12 @@ def _int(request: web.Request, key: str, default: int | None) -> int | None:
     if raw in (None, ""):
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise web.HTTPBadRequest(text=f"{key} must be an integer") from None
+    if abs(value) > INT64_MAX:
+        raise web.HTTPBadRequest(text=f"{key} is out of range")
+    return value
 
 
 def require_token(token_for: Callable[[], str | None], handler: Handler) -> Handler:
@@ -50,13 +73,14 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return web.json_response({"error": exc.text or exc.reason}, status=exc.status)
+        retry = {"Retry-After": exc.headers["Retry-After"]} if "Retry-After" in exc.headers else None
+        return web.json_response({"error": exc.text or exc.reason}, status=exc.status, headers=retry)
 
 
 class AdminApi:
     def __init__(self, service: Any) -> None:
         self.service = service  # connector.app.Service: metrics(), reader, health()
-        self.app = web.Application(middlewares=[json_errors])
+        self.app = web.Application(middlewares=[loopback_host_only, json_errors])
         self.app.router.add_get("/healthz", self.healthz)
         self.app.router.add_get("/api/metrics", self.metrics)
         self.app.router.add_get("/api/events", self.events)
@@ -85,7 +109,10 @@ class AdminApi:
         return web.json_response(page)
 
     async def event(self, request: web.Request) -> web.Response:
-        event = await self.service.reader.run(q.get_event, int(request.match_info["id"]))
+        event_id = int(request.match_info["id"])
+        if event_id > INT64_MAX:
+            return web.json_response({"error": "no such event"}, status=404)
+        event = await self.service.reader.run(q.get_event, event_id)
         if event is None:
             return web.json_response({"error": "no such event"}, status=404)
         return web.json_response(event)

@@ -71,6 +71,7 @@ class StoreWriter:
         self.held_counts: Counter[tuple[int, str]] = Counter()  # counters of failed writes, written later
         self.last_error: str | None = None  # the storage failure since the last successful write
         self.last_error_at: float | None = None
+        self.last_commit_at: float | None = None  # monotonic time of the last successful write
         self._busy_since: float | None = None  # monotonic start of the batch being written
 
     # -- lifecycle -------------------------------------------------------
@@ -196,6 +197,7 @@ class StoreWriter:
 
     def _committed(self) -> None:
         self.last_error = self.last_error_at = None
+        self.last_commit_at = time.monotonic()
 
     def _write_batch(self, conn: sqlite3.Connection, batch: list[tuple[Any, ...]]) -> None:
         """Write a batch in queue order: each run of events (and counters) with one statement,

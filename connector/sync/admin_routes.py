@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,30 @@ from connector.admin.api import require_token
 from connector.sync import queries as sq
 
 ADMIN_TOKEN_USER = "admin:token"
+INT64_MAX = 2**63 - 1
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, else 400 with the reason (never a 500)."""
+    try:
+        body = await request.json()
+    except ValueError:  # not JSON, not UTF-8, or empty
+        raise web.HTTPBadRequest(text="body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="body must be a JSON object, not " + type(body).__name__)
+    return body
+
+
+def job_ids(value: Any) -> list[int]:
+    """``job_ids`` of a request body: a list of positive integers (digit strings accepted), else 400."""
+    ids: list[int] = []
+    for item in value if isinstance(value, list) else [None]:
+        if isinstance(item, str) and item.strip().isdecimal():
+            item = int(item)
+        if isinstance(item, bool) or not isinstance(item, int) or not 0 < item <= INT64_MAX:
+            raise web.HTTPBadRequest(text="job_ids must be a list of job ids (positive integers)")
+        ids.append(item)
+    return ids
 
 
 def parse_time(value: Any, name: str) -> float | None:
@@ -37,7 +62,7 @@ def replay_selection(body: dict[str, Any]) -> dict[str, Any]:
             raise web.HTTPBadRequest(text="call must be SOURCE/CALL_ID")
         selection |= {"source": source, "call_id": call_id}
     if body.get("job_ids"):
-        selection["job_ids"] = [int(i) for i in body["job_ids"]]
+        selection["job_ids"] = job_ids(body["job_ids"])
     since, until = parse_time(body.get("since"), "since"), parse_time(body.get("until"), "until")
     if since is not None:
         selection["since"] = since
@@ -63,18 +88,22 @@ def add_sync_routes(app: web.Application, service: Any) -> None:
         log = await service.reader.run(sq.delivery_log, source, call_id)
         return web.json_response({"job": job, "attempts": log})
 
-    async def replay(request: web.Request) -> web.Response:
+    async def bounded(work: Any) -> Any:
+        """Storage that does not answer is a 503 within the ack timeout, not a request left hanging."""
+        timeout = service.config.server.ack_timeout_seconds
         try:
-            body = await request.json()
-        except ValueError:
-            raise web.HTTPBadRequest(text="body must be JSON") from None
-        count = await service.worker.replay(**replay_selection(body if isinstance(body, dict) else {}))
-        return web.json_response({"requeued": count})
+            return await asyncio.wait_for(work, timeout)
+        except asyncio.TimeoutError:
+            raise web.HTTPServiceUnavailable(text=f"the store did not answer within {timeout:g} s; retry",
+                                             headers={"Retry-After": "5"}) from None
+
+    async def replay(request: web.Request) -> web.Response:
+        selection = replay_selection(await json_object(request))
+        return web.json_response({"requeued": await bounded(service.worker.replay(**selection))})
 
     async def discard(request: web.Request) -> web.Response:
-        body = await request.json()
-        count = await service.worker.discard([int(i) for i in body.get("job_ids", [])])
-        return web.json_response({"discarded": count})
+        ids = job_ids((await json_object(request)).get("job_ids", []))
+        return web.json_response({"discarded": await bounded(service.worker.discard(ids))})
 
     app.router.add_get("/api/dead", dead)
     app.router.add_get("/api/calls/{source}/{call_id}/deliveries", deliveries)

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector import formats
+from connector.store import ingest
 from connector.store.writer import Incoming, StoreWriter, open_write_connection
 from connector.sync.outbox import jobs_on_outcome
 
@@ -135,3 +136,117 @@ def test_every_value_is_stored_exactly(body, call_id, agent, dedupe, header, nei
         writer._write_batch(conn, [("event", odd, None, None)])
         assert answers[0][1].duplicate
         conn.close()
+
+
+# --- storage faults (issue 9, items 4 and 5) ------------------------------------------------
+
+
+def wait_for(condition, timeout: float = 10.0, what: str = "condition"):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_a_locked_store_fails_a_whole_batch_at_once_and_keeps_its_counters(tmp_path):
+    """Another process holds the write lock: the batch fails after one busy timeout, not one per
+    item; its counters are kept and written once the lock is gone."""
+    import time
+
+    from connector.store.faults import StorageUnavailable
+    from tests.store_faults import write_lock_held
+
+    db = tmp_path / "s.db"
+    conn = open_write_connection(str(db), busy_timeout_ms=300)
+    writer = StoreWriter(":unused:", hooks=[jobs_on_outcome])
+    answers = []
+    writer._resolve = lambda outcomes: answers.extend((ok, v) for _, ok, v in outcomes)  # type: ignore[method-assign]
+    events = [("event", incoming("a", i, "call.completed", i), None, None) for i in range(40)]
+    counters = [("count", "rejected:bad_signature", 2, 1_780_000_000.0)]
+    with write_lock_held(db):
+        started = time.monotonic()
+        writer._write_batch(conn, counters + events)
+        elapsed = time.monotonic() - started
+        assert elapsed < 4, f"{elapsed:.1f} s: items were retried one by one (40 x 0.3 s busy timeout)"
+        assert writer.fallbacks == 0 and len(answers) == 40
+        assert all(not ok and isinstance(v, StorageUnavailable) for ok, v in answers)
+        assert "locked" in writer.last_error
+        assert writer.held_counts == Counter({(1_779_998_400, "rejected:bad_signature"): 2})
+    writer._write_batch(conn, [])  # what the writer thread does when the retry interval passes
+    assert writer.held_counts == Counter() and writer.last_error is None
+    assert [tuple(r) for r in conn.execute("SELECT name, n FROM stats_hourly")] == [("rejected:bad_signature", 2)]
+    conn.close()
+
+
+def test_one_bad_item_is_still_retried_alone(tmp_path):
+    """An error about one item (a UNIQUE key taken behind the writer's back) is not a storage
+    failure: the batch is written item by item and only that item fails."""
+    conn = open_store(tmp_path / "s.db")
+    writer = StoreWriter(":unused:")
+    answers = []
+    writer._resolve = lambda outcomes: answers.extend((ok, v) for _, ok, v in outcomes)  # type: ignore[method-assign]
+    items = [("event", incoming("a", i, "call.completed", i), None, None) for i in range(3)]
+    taken = items[1][1]
+    conn.execute("INSERT INTO events (source, dedupe_key, received_at, event_type, body) VALUES (?, ?, 0, 'x', x'')",
+                 (taken.source, taken.event.dedupe_key))
+    original = ingest.lookup
+    ingest.lookup = lambda c, keys, calls: original(c, [k for k in keys if k[1] != taken.event.dedupe_key], calls)
+    try:
+        writer._write_batch(conn, items)
+    finally:
+        ingest.lookup = original
+    assert [ok for ok, _ in answers] == [True, False, True] and writer.fallbacks == 1
+    assert writer.last_error is None  # not a storage failure
+
+
+class Fatal(BaseException):
+    """Not an Exception: what used to end the writer thread."""
+
+
+def test_the_writer_thread_survives_anything(tmp_path):
+    writer = StoreWriter(str(tmp_path / "s.db"))
+    writer.start()
+    try:
+        def explode(conn):
+            raise Fatal("boom")
+
+        try:
+            writer.execute_sync(explode, timeout=5)
+        except Exception as exc:  # noqa: BLE001 - the caller gets an error, the thread goes on
+            assert "boom" in str(exc)
+        else:
+            raise AssertionError("the failure was not reported")
+        writer.count("weird", n=None)  # a malformed counter: dropped with a log line
+        writer.count("fine", 3, at=1_780_000_000.0)
+        assert writer.execute_sync(lambda c: c.execute("SELECT 41 + 1").fetchone()[0], timeout=5) == 42
+        assert writer.alive
+        assert writer.execute_sync(lambda c: c.execute("SELECT n FROM stats_hourly WHERE name = 'fine'").fetchone()[0],
+                                   timeout=5) == 3
+    finally:
+        writer.stop()
+
+
+def test_counters_kept_after_a_failure_are_written_without_new_traffic(tmp_path):
+    from tests.store_faults import write_lock_held
+
+    db = tmp_path / "s.db"
+    writer = StoreWriter(str(db), busy_timeout_ms=200)
+    writer.start()
+    try:
+        with write_lock_held(db):
+            writer.count("rejected:storage_error", 5)
+            wait_for(lambda: writer.last_error, what="the write to fail")
+            assert sum(writer.held_counts.values()) == 5
+        check = sqlite3.connect(db)
+        wait_for(lambda: check.execute("SELECT SUM(n) FROM stats_hourly WHERE name = 'rejected:storage_error'")
+                 .fetchone()[0] == 5, what="kept counters to be written")
+        check.close()
+        assert writer.last_error is None and writer.alive
+    finally:
+        writer.stop()
