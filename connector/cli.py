@@ -132,17 +132,17 @@ def describe_config_file(config: Config) -> str:
 async def serve(config: Config) -> int:
     from connector.app import Service
 
-    service = Service(config)
-    await service.start()  # StartupError (already cleaned up) ends here as one line
-    print(f"callsync: data dir {config.data_dir}", flush=True)
-    print(f"callsync: hooks on {service.hooks_url}/hooks/<source>  admin on {service.admin_url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before the "ready" lines: a stop request is never lost
         try:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # Windows
             signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+    service = Service(config)
+    await service.start()  # StartupError (already cleaned up) ends here as one line
+    print(f"callsync: data dir {config.data_dir}", flush=True)
+    print(f"callsync: hooks on {service.hooks_url}/hooks/<source>  admin on {service.admin_url}", flush=True)
     await stop.wait()
     print("callsync: stopping", flush=True)
     await service.stop()
