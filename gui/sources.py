@@ -263,7 +263,7 @@ class SourcesView(QWidget):
         elif not lines:
             text = "None: every request to this source was accepted."
         else:
-            text = "<br>".join(f"<b>{n:,}</b> — {html.escape(what)}" for n, what in lines)
+            text = "<br>".join(f"<b>{n:,}</b> — {html.escape(what, quote=False)}" for n, what in lines)
         set_result(self.rejected, False if lines else None, text)
 
     def _url_hint(self, src: SourceConfig) -> str:
