@@ -78,7 +78,22 @@ def job_for_call(conn: sqlite3.Connection, source: str, call_id: str) -> dict[st
         {"step": s, "state": st, "result": r}
         for s, st, r in conn.execute("SELECT step, state, result FROM job_steps WHERE job_id = ? ORDER BY at", (job["id"],))
     ]
+    job["waiting_for"] = waiting_for(conn, job)
     return job
+
+
+def waiting_for(conn: sqlite3.Connection, job: dict[str, Any]) -> str | None:
+    """``source/call_id`` of the call an open job waits for: an earlier call of the same contact still
+    to sync, or one of its calls being synced now (a contact's calls are written in the order they
+    ended); None when it waits for nothing."""
+    if job["status"] not in ("pending", "leased") or not job.get("phone"):
+        return None
+    row = conn.execute(
+        "SELECT source, call_id FROM jobs WHERE phone = ? AND status IN ('pending', 'leased') AND id != ? "
+        "AND (call_end < ? OR (call_end = ? AND id < ?) OR status = 'leased') ORDER BY call_end, id LIMIT 1",
+        (job["phone"], job["id"], job["call_end"], job["call_end"], job["id"]),
+    ).fetchone()
+    return f"{row[0]}/{row[1]}" if row else None
 
 
 def delivery_log(conn: sqlite3.Connection, source: str, call_id: str) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ violate the official OpenAPI files.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
@@ -431,7 +430,7 @@ async def test_write_timeout_is_unknown_outcome(ghl, session, attempts):
     assert attempts[-1].status is None
     assert "timeout" in attempts[-1].error
     # the server applied the write after the client gave up: hence "re-check before retrying"
-    await asyncio.sleep(0.8)
+    await ghl.quiet()
     assert [n["body"] for n in ghl.notes[contact["id"]]] == ["slow"]
 
 

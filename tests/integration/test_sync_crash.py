@@ -69,7 +69,7 @@ async def crash_during(tmp_path: Path, ghl, kind: str, body: bytes, phone: str) 
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    await asyncio.sleep(1.7)  # the in-flight write is applied by the CRM now
+    await ghl.quiet()  # the in-flight write is applied by the CRM now
 
     proc, _, admin_port = await start_server(tmp_path, ghl)
     try:

@@ -11,6 +11,7 @@ import pytest
 
 from connector import secrets
 from connector.app import Service
+from connector.sync import queries as sq
 from connector.sync.worker import _current_job
 from tests.conftest import SECRET, make_config
 from tests.fakes.ghl_server import Fault
@@ -81,6 +82,18 @@ async def settle(svc: Service, timeout: float = 15.0) -> dict:
         if time.monotonic() > deadline:
             raise AssertionError(f"sync did not settle: {metrics}")
         await asyncio.sleep(0.05)
+
+
+async def wait_until(predicate, timeout: float = 15.0, what: str = "condition"):
+    """Poll an async predicate until it is truthy (returns its value) or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 def notes_for(ghl, phone: str) -> list[dict]:
@@ -186,9 +199,15 @@ async def test_rejected_token_pauses_sync_until_a_new_token(sync_service, ghl):
     await send(svc, call_event("call.completed", str(uuid.uuid4()), "+12025550106"))
     metrics = await settle(svc)
     assert metrics["dead"] == 1 and "fix your token" in metrics["crm"]["auth_error"]
-    await send(svc, call_event("call.completed", str(uuid.uuid4()), "+12025550107"))
-    await asyncio.sleep(0.3)
-    assert (await svc.metrics())["pending"] == 1  # paused, not dead-lettered
+    second = str(uuid.uuid4())
+    await send(svc, call_event("call.completed", second, "+12025550107"))
+
+    async def paused():
+        return "fix your token" in (svc.worker.state()["pause_reason"] or "")
+
+    await wait_until(paused, what="the worker to show why it is paused")
+    job = await svc.reader.run(sq.job_for_call, "dialer", second)
+    assert job["status"] == "pending" and job["attempts"] == 0  # paused, not tried nor dead-lettered
     secrets.set_secret("crm:ghl", ghl.token)
     metrics = await settle(svc)
     assert metrics["crm"]["auth_error"] is None and metrics["processed"] == 1 and metrics["dead"] == 1
@@ -200,9 +219,14 @@ async def test_long_outage_drains_afterwards(sync_service, ghl):
     phones = [f"+1202555{200 + i:04d}" for i in range(10)]
     for phone in phones:
         await send(svc, call_event("call.completed", str(uuid.uuid4()), phone))
-    await asyncio.sleep(0.5)
+    async def each_failed_twice():
+        jobs = await svc.reader.run(lambda c: c.execute("SELECT failures, last_error, next_attempt_at FROM jobs").fetchall())
+        return len(jobs) == 10 and all(failures >= 2 for failures, _, _ in jobs) and jobs
+
+    jobs = await wait_until(each_failed_twice, what="every job to fail twice")
+    assert all("HTTP 503" in error and next_at > 0 for _, error, next_at in jobs)  # why each one waits
     during = await svc.metrics()
-    assert during["pending"] == 10 and during["failed"] > 0 and during["processed"] == 0
+    assert during["pending"] == 10 and during["processed"] == 0
     ghl.heal()
     metrics = await settle(svc)
     assert metrics["processed"] == 10 and metrics["dead"] == 0
@@ -211,9 +235,18 @@ async def test_long_outage_drains_afterwards(sync_service, ghl):
 
 async def test_rate_limited_answers_are_waited_out(sync_service, ghl):
     svc = await sync_service()
-    ghl.inject("lookup", Fault.rate_limited(retry_after=0.2), Fault.rate_limited(retry_after=0.2))
-    phone = "+12025550108"
-    await send(svc, call_event("call.completed", str(uuid.uuid4()), phone))
+    ghl.inject("lookup", Fault.rate_limited(retry_after=0.2), Fault.rate_limited(retry_after=1.0))
+    phone, call_id = "+12025550108", str(uuid.uuid4())
+    await send(svc, call_event("call.completed", call_id, phone))
+
+    async def paused_for_a_second():
+        job = await svc.reader.run(sq.job_for_call, "dialer", call_id)
+        return job["attempts"] == 2 and job["status"] == "pending" and job
+
+    job = await wait_until(paused_for_a_second, what="the second 429 to pause the worker")
+    assert svc.worker.state()["pause_reason"] == "GHL rate limit"
+    assert "HTTP 429" in job["last_error"]  # the window shows why it waits, and until when
+    assert job["next_attempt_at"] == pytest.approx(svc.worker.state()["paused_until"], abs=0.5)
     metrics = await settle(svc)
     assert metrics["processed"] == 1 and metrics["dead"] == 0 and metrics["http_429"] == 2
     assert len(notes_for(ghl, phone)) == 1

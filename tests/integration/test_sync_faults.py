@@ -8,14 +8,13 @@ every call gets exactly one note.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 
 import pytest
 
+from connector.sync import queries as sq
 from tests.fakes.ghl_server import Fault
-from tests.integration.test_sync_e2e import call_event, send, settle, sync_service  # noqa: F401 - fixture
+from tests.integration.test_sync_e2e import call_event, send, settle, sync_service, wait_until  # noqa: F401
 
 PHONE = "+12025550401"
 
@@ -32,17 +31,6 @@ def connected_at(call_id: str, phone: str, end: str) -> bytes:
     return call_event("call.completed", call_id, phone, ended_at=end)
 
 
-async def wait_until(predicate, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 async def test_a_retried_older_call_never_overwrites_a_newer_outcome(sync_service, ghl):
     """The reported case: call A (no answer) fails once on its note; call B (connected, same phone,
     ended later) comes in meanwhile; A's retry must not write "no answer" over B's result."""
@@ -56,6 +44,16 @@ async def test_a_retried_older_call_never_overwrites_a_newer_outcome(sync_servic
 
     await wait_until(a_failed_once, what="call A's first try to fail")
     await send(svc, connected_at(call_b, PHONE, ended(5)))
+
+    async def b_waits_for_a():
+        job = await svc.reader.run(sq.job_for_call, "dialer", call_b)
+        return job if job["waiting_for"] == f"dialer/{call_a}" else None
+
+    job_b = await wait_until(b_waits_for_a, what="call B to wait behind call A")
+    job_a = await svc.reader.run(sq.job_for_call, "dialer", call_a)
+    assert job_b["status"] == "pending" and job_b["attempts"] == 0
+    assert job_a["status"] == "pending" and "HTTP 500" in job_a["last_error"]
+    assert job_a["next_attempt_at"] > job_a["updated_at"]  # when it is tried again
     metrics = await settle(svc)
     assert metrics["processed"] == 2 and metrics["dead"] == 0
 
