@@ -33,13 +33,15 @@ def one_line(error: BaseException | str) -> str:
 
 
 def startup_message(error: BaseException) -> str:
-    """The one line a start-up failure shows (stderr and dialog)."""
+    """The one line a start-up failure prints on stderr (the dialog shows the same sentence)."""
     kind = "configuration error" if isinstance(error, ConfigError) else "cannot start"
-    return f"{kind}: {one_line(error)}"
+    return f"callsync: {kind}: {one_line(error)}"
 
 
-def error_box(message: str) -> QMessageBox:
-    box = QMessageBox(QMessageBox.Icon.Critical, ERROR_TITLE, message[:1].upper() + message[1:],
+def error_box(error: BaseException) -> QMessageBox:
+    message = one_line(error)
+    title = "callsync: configuration error" if isinstance(error, ConfigError) else ERROR_TITLE
+    box = QMessageBox(QMessageBox.Icon.Critical, title, message[:1].upper() + message[1:],
                       QMessageBox.StandardButton.Ok)
     box.setTextInteractionFlags(box.textInteractionFlags() | Qt.TextInteractionFlag.TextSelectableByMouse)
     return box
@@ -48,20 +50,18 @@ def error_box(message: str) -> QMessageBox:
 def show_startup_error(error: BaseException) -> int:
     """For a failure before the event loop runs (e.g. the configuration could not be loaded for the
     window): the line on stderr, a modal dialog when there is a display, exit status 2."""
-    message = startup_message(error)
-    print(f"callsync: {message}", file=sys.stderr, flush=True)
+    print(startup_message(error), file=sys.stderr, flush=True)
     _app = QApplication.instance() or QApplication(sys.argv[:1])  # a dialog needs one
     if QGuiApplication.platformName() != "offscreen":
-        error_box(message).exec()
+        error_box(error).exec()
     return STARTUP_EXIT
 
 
 async def report_startup_error(error: BaseException, *, dialog: bool) -> int:
     """The same from inside the running loop: the dialog does not block the loop; returns on OK."""
-    message = startup_message(error)
-    print(f"callsync: {message}", file=sys.stderr, flush=True)
+    print(startup_message(error), file=sys.stderr, flush=True)
     if dialog:
-        box = error_box(message)
+        box = error_box(error)
         closed = asyncio.get_running_loop().create_future()
         box.finished.connect(lambda _result: closed.done() or closed.set_result(None))
         box.open()
