@@ -384,3 +384,16 @@ OUTCOMES = [
 @pytest.mark.parametrize(("values", "outcome"), OUTCOMES, ids=[f"{v}->{o}" for v, o in OUTCOMES])
 def test_derive_outcome(values, outcome):
     assert derive_outcome(CallRecord(source="src", call_id="c1", **values)) == outcome
+
+
+@pytest.mark.parametrize("flags", [(False, False, False), (True, False, False), (False, False, True), (True, True, True)])
+def test_a_call_is_a_test_call_when_any_of_its_events_is_a_test(flags):
+    events = [CallEvent("unlimcall", kind, f"k{i}", call_id="c", status=status, test=flag)
+              for i, ((kind, status), flag) in enumerate(zip(
+                  [("call.initiated", INITIATED), ("call.answered", ANSWERED), ("call.completed", COMPLETED)], flags))]
+    for order in itertools.permutations(events):
+        record = reduce(lambda r, e: fold(r, "s", e), order, None)
+        assert record.test is any(flags)
+        assert fold_events("s", order).test is any(flags)
+    assert CallEvent.from_dict(events[0].to_dict()).test is flags[0]
+    assert CallRecord.from_dict(record.to_dict()).test is any(flags)

@@ -11,6 +11,7 @@ import pytest
 
 from connector.formats import detect_format, normalize
 from connector.formats.fields import status_word, to_int, to_iso, to_seconds
+from connector.formats.storable import safe_value, storable
 from connector.model import (
     ANSWERED,
     BUSY,
@@ -523,3 +524,76 @@ def test_status_word(raw, expected):
 @pytest.mark.parametrize("raw", [float("nan"), float("inf"), "nan", "inf", "1:nan"])
 def test_to_seconds_rejects_non_finite(raw):
     assert to_seconds(raw) is None
+
+
+# --- values SQLite cannot store as they are (issue 9, items 3 and 10) -------------------------
+
+
+BIG = 10**400
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("plain", "plain"),
+    ("a\ud800b", "a\\ud800b"),
+    ("\udfff", "\\udfff"),
+    ("nul\x00kept", "nul\x00kept"),
+    (2**63 - 1, 2**63 - 1),
+    (2**63, str(2**63)),
+    (-(2**63) - 1, str(-(2**63) - 1)),
+    (BIG, str(BIG)),
+    (float("inf"), "inf"),
+    (float("-inf"), "-inf"),
+    (1e300, 1e300),
+    (True, True),
+    (None, None),
+    ({"k\ud800": [BIG, "v\udc80", {"n": float("nan")}]}, {"k\\ud800": [str(BIG), "v\\udc80", {"n": "nan"}]}),
+])
+def test_safe_value(raw, expected):
+    assert safe_value(raw) == expected
+    json.dumps(safe_value(raw), allow_nan=False).encode("utf-8")  # storable as JSON text, exactly
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b'{"event": "call.completed", "call_uuid": "\\ud800"}', "call_id"),
+    (b'{"event": "agent.login", "id": "evt-\\udfff", "data": {}}', "dedupe_key"),
+    (b'{"event": "x.y", "call_uuid": "ok", "id": "\\ud800"}', "dedupe_key"),
+    (b'[{"event": "agent.login", "data": {}}, {"event": "call.completed", "call_uuid": "\\ud800"}]', "call_id"),
+])
+def test_keys_that_cannot_be_stored_exactly_are_payload_errors(body, reason):
+    with pytest.raises(PayloadError, match=f"{reason} .* cannot be stored"):
+        normalize(body, "application/json", {})
+
+
+@pytest.mark.parametrize(("body", "content_type", "field", "kept"), [
+    (b'{"event": "call.completed", "call_uuid": "c", "sequence": %d}' % 2**70, "application/json", "sequence",
+     str(2**70)),
+    (b'{"event": "call.completed", "call_uuid": "c", "sip_code": %d}' % BIG, "application/json", "sip_code", str(BIG)),
+    (b"CallSid=CA1&CallStatus=completed&SequenceNumber=%d" % 2**64, "application/x-www-form-urlencoded", "sequence",
+     str(2**64)),
+])
+def test_out_of_range_typed_numbers_are_dropped_and_kept_as_text(body, content_type, field, kept):
+    (event,) = normalize(body, content_type, {})
+    assert getattr(event, field) is None
+    assert event.extra["out_of_range"][field] == kept
+
+
+@pytest.mark.parametrize("body", [
+    b'{"event": "call.completed", "call_uuid": "c", "duration_seconds": 1e999, "ended_at": %d}' % BIG,
+    b'{"event": "call.completed", "call_uuid": "c", "duration_seconds": %d}' % BIG,
+    b'{"event": "call.completed", "call_uuid": "c", "sequence": "%s"}' % (b"9" * 5000),
+    b'{"event": "agent.login", "data": {"n": 1e999, "m": -1e999}}',
+])
+def test_huge_numbers_never_crash_the_parser(body):
+    (event,) = normalize(body, "application/json", {})
+    json.dumps(event.to_dict(), allow_nan=False)
+    assert event.talk_seconds is None and event.sequence is None
+
+
+def test_a_number_with_too_many_digits_is_a_payload_error():
+    with pytest.raises(PayloadError, match="invalid JSON"):
+        normalize(b'{"event": "agent.login", "n": ' + b"1" * 5000 + b"}", "application/json", {})
+
+
+def test_storable_leaves_ordinary_events_alone():
+    (event,) = normalize(b'{"event": "call.completed", "call_uuid": "c", "seat_id": "a"}', "application/json", {})
+    assert storable(event) is event
