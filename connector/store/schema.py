@@ -156,8 +156,8 @@ def _v4_contact_order(db: sqlite_utils.Database) -> None:
     # call's end time (epoch seconds), filled in when the job is first considered for a claim.
     db.execute("ALTER TABLE jobs ADD COLUMN phone TEXT")
     db.execute("ALTER TABLE jobs ADD COLUMN call_end FLOAT")
+    # Open jobs by contact (phone IS NULL: not keyed yet); a contact's earlier open job is one step away.
     db.execute("CREATE INDEX jobs_contact_open ON jobs(phone, call_end, id) WHERE status IN ('pending', 'leased')")
-    db.execute("CREATE INDEX jobs_unkeyed ON jobs(id) WHERE phone IS NULL AND status IN ('pending', 'leased')")
     # The newest call whose tags and fields were applied to each contact: an older call is "stale".
     db.execute("CREATE TABLE contact_applied (phone TEXT PRIMARY KEY, call_end FLOAT, job_id INTEGER, at FLOAT)")
 

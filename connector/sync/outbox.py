@@ -43,7 +43,6 @@ _WAITING = (
     "AND e.id != jobs.id AND (e.call_end < jobs.call_end OR (e.call_end = jobs.call_end AND e.id < jobs.id) "
     "OR (e.status = 'leased' AND e.lease_until >= :now)))"
 )
-_DUE = "((status = 'pending' AND next_attempt_at <= :now) OR (status = 'leased' AND lease_until < :now))"
 
 
 def call_end(call: dict[str, Any] | None, received_at: float) -> float:
@@ -78,8 +77,14 @@ def claim(conn: sqlite3.Connection, now: float, lease_seconds: float, region: st
     """Take the most overdue job (or one whose lease expired: its worker died) that does not wait for
     another job of its contact, with its call's record under ``"call"`` (None if not in the store)."""
     key_jobs(conn, region)
+    # Two statements, so each walks an index in order and stops at the first job that waits for nobody
+    # (one OR-ed statement would sort every due job first).
+    args = {"now": now}
     row = conn.execute(
-        f"SELECT id FROM jobs WHERE {_DUE} AND NOT {_WAITING} ORDER BY next_attempt_at, id LIMIT 1", {"now": now}
+        f"SELECT id FROM jobs WHERE status = 'leased' AND lease_until < :now AND NOT {_WAITING} ORDER BY id LIMIT 1", args
+    ).fetchone() or conn.execute(
+        f"SELECT id FROM jobs WHERE status = 'pending' AND next_attempt_at <= :now AND NOT {_WAITING} "
+        "ORDER BY next_attempt_at, id LIMIT 1", args
     ).fetchone()
     if row is None:
         return None
@@ -96,12 +101,13 @@ def claim(conn: sqlite3.Connection, now: float, lease_seconds: float, region: st
 def next_due(conn: sqlite3.Connection, now: float) -> float | None:
     """When a job may next be claimable: the earliest due time of a job that waits for nobody, or the
     earliest lease expiry (None when nothing is open).  Read-only."""
-    row = conn.execute(
-        f"SELECT MIN(CASE WHEN status = 'pending' THEN next_attempt_at ELSE lease_until END) FROM jobs "
-        f"WHERE status IN ('pending', 'leased') AND (status = 'leased' OR NOT {_WAITING})",
+    pending = conn.execute(
+        f"SELECT next_attempt_at FROM jobs WHERE status = 'pending' AND NOT {_WAITING} ORDER BY next_attempt_at, id LIMIT 1",
         {"now": now},
     ).fetchone()
-    return row[0]
+    leased = conn.execute("SELECT MIN(lease_until) FROM jobs WHERE status = 'leased'").fetchone()
+    times = [t for t in (pending[0] if pending else None, leased[0]) if t is not None]
+    return min(times) if times else None
 
 
 def take_turn(conn: sqlite3.Connection, phone: str, end: float, job_id: int, at: float) -> int | None:
