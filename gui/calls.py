@@ -207,8 +207,8 @@ class CallsView(QWidget):
 
     @asyncSlot()
     async def reload(self) -> None:
-        selected = self._selected_key()
         page = await self.facade.calls_page(self.search.text(), limit=PAGE)
+        selected = self._selected_key()  # as it is now: a row picked while the page loaded stays picked
         self.model.set_rows(page["calls"])
         self._next_before = page["next_before"]
         self.more.setEnabled(self._next_before is not None)
