@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | cksum |
 ARGS   ?=
 LOCK_VENV := .lock-venv
 
-.PHONY: run serve gui test test-fast bench screenshots sysdeps lock clean
+.PHONY: run serve gui test test-fast bench screenshots package sysdeps lock clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	@sh packaging/sysdeps.sh venv
@@ -45,6 +45,12 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	@sh packaging/sysdeps.sh bench
 	$(BIN)/python bench/run.py $(ARGS)
+
+## package: the installer artefacts for this machine into dist/ (Linux: one-folder build and .deb)
+package: $(STAMP)
+	@sh packaging/sysdeps.sh gui
+	$(BIN)/python -m pip install -q -c $(CONSTRAINTS) -e '.[package]'
+	$(BIN)/python packaging/build.py
 
 ## screenshots: render every tab with realistic data into docs/screenshots/
 screenshots: $(STAMP)

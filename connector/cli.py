@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import logging
 import signal
 import sqlite3
@@ -16,11 +15,21 @@ import sys
 from pathlib import Path
 
 from connector.config import Config, ConfigError, apply_overrides, default_data_dir, load_config
+from connector.cli_tools import (
+    check_crm_command,
+    dead_command,
+    export_command,
+    one_line,
+    replay_command,
+    secret_command,
+)
 from connector.startup import StartupError
+from connector.version import VERSION
 
 log = logging.getLogger("callsync")
 
 SERVER_COMMANDS = ("serve", "gui")
+LOG_FORMATS = ("text", "json")
 SECRET_ACTIONS = ("set", "delete", "status")
 
 
@@ -48,6 +57,8 @@ def _common_options(p: argparse.ArgumentParser, *, server: bool, default: object
                        help="hooks listener port (overrides [server] port; default 8787, 0 = any free port)")
         p.add_argument("--admin-port", type=_port, default=default,
                        help="loopback admin API port (overrides [server] admin_port; default 8788)")
+        p.add_argument("--log-format", choices=LOG_FORMATS, default=default,
+                       help="text (default) or json: one JSON object per line for log collectors")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Server options (--data-dir, --host, --port, --admin-port) may come before or after the command.",
     )
     _common_options(parser, server=True, default=None)
+    parser.add_argument("--version", action="version", version=f"callsync {VERSION}",
+                        help="print the version and exit")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check this installation (receiver, store, CRM queue, keyring, window toolkit) "
+                             "on free loopback ports in a temporary data dir, then exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     suppress = argparse.SUPPRESS
 
@@ -92,6 +108,24 @@ def build_parser() -> argparse.ArgumentParser:
     _common_options(dead, server=False, default=suppress)
     dead.add_argument("--json", action="store_true", help="machine-readable output")
 
+    doctor = sub.add_parser("doctor", help="check everything a support call would, with a fix for each failure",
+                            description="Keyring, secrets, data dir and free space, store integrity, ports, "
+                                        "CRM token, public URL and clock. Works with callsync stopped or "
+                                        "running; exit 0 only when every check passes.")
+    _common_options(doctor, server=False, default=suppress)
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+
+    export = sub.add_parser("export", help="write calls or events to a CSV or JSON Lines file",
+                            description="Stream calls or events (with their raw bodies) to a file; "
+                                        "--since/--until filter on the time they were received. "
+                                        "Works while callsync runs.")
+    _common_options(export, server=False, default=suppress)
+    export.add_argument("what", choices=("calls", "events"), help="calls (one row per call) or events")
+    export.add_argument("--since", metavar="ISO8601", help="received at or after this time")
+    export.add_argument("--until", metavar="ISO8601", help="received before this time")
+    export.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="csv (default) or jsonl")
+    export.add_argument("--out", type=Path, required=True, metavar="FILE", help="the file to write")
+
     secret = sub.add_parser(
         "secret", help="store, remove or check secrets (OS keyring or environment)",
         description="set: read a secret from stdin (or a prompt) into the OS keyring; delete: remove it; "
@@ -109,7 +143,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.command = args.command or "gui"
     if args.command not in SERVER_COMMANDS:
-        for option in ("host", "port", "admin_port"):
+        for option in ("host", "port", "admin_port", "log_format"):
             if getattr(args, option, None) is not None:
                 parser.error(f"--{option.replace('_', '-')} applies to serve and gui only, not {args.command}")
     return args
@@ -122,11 +156,6 @@ def data_dir(args: argparse.Namespace) -> Path:
 def load(args: argparse.Namespace, *, create: bool) -> Config:
     config = load_config(data_dir(args), create=create)
     return apply_overrides(config, host=args.host, port=args.port, admin_port=args.admin_port)
-
-
-def describe_config_file(config: Config) -> str:
-    path = config.config_path
-    return f"config: {path}" if path.exists() else f"config: {path} (no such file: defaults)"
 
 
 async def serve(config: Config) -> int:
@@ -149,154 +178,30 @@ async def serve(config: Config) -> int:
     return 0
 
 
-def required_secrets(config: Config) -> list[tuple[str, bool]]:
-    """``(keyring user, required)`` for every secret this configuration uses."""
-    from connector import secrets
-    from connector.sync.admin_routes import ADMIN_TOKEN_USER
-    from connector.sync.worker import TOKEN_USER
+def self_test() -> int:
+    from connector import selftest
 
-    users: list[tuple[str, bool]] = []
-    for name in config.sources:
-        users += [(secrets.source_user(name), True), (secrets.source_user(name, previous=True), False)]
-    if config.ghl.configured:
-        users.append((TOKEN_USER, True))
-    users.append((ADMIN_TOKEN_USER, True))
-    return users
-
-
-def secret_status(config: Config) -> int:
-    from connector import secrets
-
-    _, keyring_message = secrets.keyring_usable()
-    print(describe_config_file(config))
-    print(f"keyring: {keyring_message}")
-    missing = []
-    for user, required in required_secrets(config):
-        _, where = secrets.lookup(user)
-        if where in ("environment", "keyring"):
-            state = f"{where} ({secrets.env_name(user)})" if where == "environment" else where
-        else:
-            state = f"{where}: set {secrets.env_name(user)} or run `callsync secret set {user}`"
-            if required:
-                missing.append(user)
-        note = "" if required else "  [optional: only while rotating]"
-        print(f"  {user:<32} {state}{note}")
-    if missing:
-        print(f"{len(missing)} required secret(s) missing: {', '.join(missing)}")
-        return 1
-    print("all required secrets are present")
-    return 0
-
-
-def secret_command(args: argparse.Namespace) -> int:
-    import keyring.errors
-
-    from connector import secrets
-
-    if args.action == "status":
-        return secret_status(load(args, create=False))
-    if not args.user:
-        print(f"callsync: name the secret, e.g. `callsync secret {args.action} source:dialer`", file=sys.stderr)
-        return 2
-    usable, message = secrets.keyring_usable()
+    extra = []
     try:
-        if args.action == "delete":
-            secrets.delete_secret(args.user)
-            print(f"removed {args.user}")
-            return 0
-        value = sys.stdin.readline().strip() if not sys.stdin.isatty() else getpass.getpass(f"{args.user}: ")
-        if not value:
-            print("callsync: empty secret, nothing stored", file=sys.stderr)
-            return 2
-        secrets.set_secret(args.user, value)
-        print(f"stored {args.user} in the OS keyring")
-        return 0
-    except keyring.errors.KeyringError as exc:
-        hint = message if not usable else f"the OS keyring refused it ({exc})"
-        print(f"callsync: {hint} Set {secrets.env_name(args.user)} in the environment instead.", file=sys.stderr)
-        return 1
+        from gui.selfcheck import qt_platform_check
 
+        extra.append(qt_platform_check)
+    except ImportError as exc:  # a server install without the window: say so, as a failed check
+        reason = str(exc)
 
-def check_crm_command(config: Config) -> int:
-    from connector.secrets import get_secret
-    from connector.sync.worker import TOKEN_USER, check_crm
+        def qt_missing() -> selftest.Check:
+            return selftest.Check("window toolkit", False, f"cannot load the window: {reason}")
 
-    print(describe_config_file(config))
-    result = asyncio.run(check_crm(config.ghl, get_secret(TOKEN_USER)))
-    verdict, status = result["verdict"], result.get("status")
-    if status is not None and not verdict.startswith("GoHighLevel answered"):
-        verdict = f"GoHighLevel answered {status}: {verdict}"
-    print(("OK: " if result["ok"] else "FAILED: ") + verdict)
-    return 0 if result["ok"] else 1
-
-
-def _store_path(config: Config) -> Path | None:
-    path = config.db_path
-    return path if path.exists() else None
-
-
-def replay_command(config: Config, args: argparse.Namespace) -> int:
-    import time
-
-    from aiohttp import web
-
-    from connector.store.writer import StoreWriter
-    from connector.sync import outbox
-    from connector.sync.admin_routes import replay_selection
-
-    body = {"dead": args.dead, "call": args.call, "since": args.since, "until": args.until}
-    try:
-        selection = replay_selection(body)
-    except web.HTTPBadRequest as exc:
-        print(f"callsync: {exc.text}", file=sys.stderr)
-        return 2
-    if _store_path(config) is None:
-        raise StartupError(f"no store at {config.db_path}: nothing to replay (start callsync once first)")
-    # A second writer process is safe (BEGIN IMMEDIATE + busy_timeout); a running worker
-    # picks the re-queued jobs up within seconds.
-    writer = StoreWriter(str(config.db_path))
-    writer.start()
-    try:
-        count = writer.execute_sync(lambda c: outbox.replay(c, time.time(), **selection))
-    finally:
-        writer.stop()
-    print(f"re-queued {count} job(s)")
-    return 0
-
-
-def dead_command(config: Config, args: argparse.Namespace) -> int:
-    import json
-    from datetime import datetime
-
-    from connector.store.reader import StoreReader
-    from connector.store.schema import prepare
-    from connector.sync.queries import list_dead
-
-    rows: list[dict] = []
-    if _store_path(config) is not None:  # no store yet: no dead letters, and nothing is created
-        prepare(str(config.db_path))
-        reader = StoreReader(str(config.db_path))
-        try:
-            rows = reader.query(list_dead)
-        finally:
-            reader.close()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    if not rows:
-        print("no dead letters")
-        return 0
-    for row in rows:
-        when = datetime.fromtimestamp(row["updated_at"]).strftime("%Y-%m-%d %H:%M")
-        print(f"#{row['id']:<6} {when}  {row['source']}/{row['call_id']}  {row['phone'] or '-'}  "
-              f"{row['outcome'] or '-'}  tries={row['attempts']}\n        {row['last_error']}")
-    return 0
+        extra.append(qt_missing)
+    return selftest.run(extra)
 
 
 def run(args: argparse.Namespace) -> int:
     command = args.command
+    if args.self_test:
+        return self_test()
     if command == "secret":
-        return secret_command(args)
+        return secret_command(args, lambda: load(args, create=False))
     try:
         config = load(args, create=command in SERVER_COMMANDS)
     except (ConfigError, StartupError) as exc:
@@ -312,6 +217,12 @@ def run(args: argparse.Namespace) -> int:
             return replay_command(config, args)
         if command == "dead":
             return dead_command(config, args)
+        if command == "doctor":
+            from connector import doctor
+
+            return doctor.run(config, as_json=args.json)
+        if command == "export":
+            return export_command(config, args)
     except sqlite3.Error as exc:
         raise StartupError(f"cannot open the store {config.db_path}: {exc}") from exc
     if command == "serve":
@@ -330,16 +241,11 @@ def _window_possible() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
-def one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from connector import logs
+
+    logs.setup(logging.DEBUG if args.verbose else logging.INFO, getattr(args, "log_format", None) or "text")
     try:
         return run(args)
     except ConfigError as exc:

@@ -54,7 +54,7 @@ def check_keyring() -> Item:
 
 def check_secrets(config: Config) -> list[Item]:
     from connector import secrets
-    from connector.cli import required_secrets
+    from connector.cli_tools import required_secrets
 
     items = []
     for user, required in required_secrets(config):

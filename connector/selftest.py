@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import os
 import tempfile
 import time
@@ -108,6 +109,7 @@ def keyring_check() -> Check:
 def run(extra: list[ExtraCheck] | None = None, out: Callable[[str], None] = print) -> int:
     """Run every check, print one line each; 0 when all passed."""
     checks: list[Check] = []
+    logging.getLogger("connector").setLevel(logging.WARNING)  # one line per check, not the service's log
     # The self-test must never touch the user's keyring: the admin token comes from the environment.
     os.environ.setdefault("CALLSYNC_ADMIN_TOKEN", uuid.uuid4().hex)
     with tempfile.TemporaryDirectory(prefix="callsync-selftest-") as tmp:
