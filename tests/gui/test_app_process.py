@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -34,10 +36,15 @@ def test_gui_command_serves_webhooks_in_one_process_and_stops_cleanly(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "connector", "gui", "--data-dir", str(tmp_path)], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
         url = None
         deadline = time.monotonic() + 30
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
+        while url is None and time.monotonic() < deadline:  # a silent or hung child fails at the deadline
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
             found = re.search(r"hooks on (http://\S+)/hooks/<source>", line)
             url = found and found.group(1)
         assert url, "the window did not start the receiver"
