@@ -156,7 +156,8 @@ def job_status_text(job: dict[str, Any] | None, crm: dict[str, Any], now: float,
     if status == "done":
         return f"{head}: written to the CRM at {format_time(job.get('done_at'), now)} ({tries})."
     if status == "dead":
-        return f"{head}: gave up after {tries} — {job.get('last_error') or 'no error recorded'}. Replay it from Dead letters."
+        error = job.get("last_error") or "no error recorded"
+        return f"{head}: gave up after {tries} — {error}. Replay it from Dead letters."
     if status == "leased":
         return f"{head}: being written to the CRM now ({tries} so far)."
     pause = crm.get("pause_reason") or crm.get("auth_error")

@@ -288,7 +288,8 @@ class SourcesView(QWidget):
         self.format.setCurrentIndex(self.format.findData("auto"))
         self.secret.clear()
         if self.facade.keyring_status().usable:
-            self.secret_state.setText("The secret the sender signs with; it is kept in the OS keyring, never in a file.")
+            self.secret_state.setText("The secret the sender signs with; it is kept in the OS keyring, "
+                                      "never in a file.")
         else:
             self.secret_state.setText("No OS keyring: after saving, set the source's CALLSYNC_SECRET_<NAME> variable "
                                       "in the environment callsync starts with, then restart callsync.")

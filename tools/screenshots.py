@@ -1,4 +1,5 @@
-"""``python -m tools.screenshots OUTDIR`` (from the repository root; ``make screenshots``): render every tab with realistic data into PNG files.
+"""``python -m tools.screenshots OUTDIR`` (from the repository root; ``make screenshots``): render every
+tab with realistic data into PNG files.
 
 Starts a real Service on a temporary data dir (random ports) against an
 in-process fake GoHighLevel (tests/fakes), posts a few hundred signed events of

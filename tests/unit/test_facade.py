@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
@@ -11,7 +12,16 @@ import pytest
 from connector import config_edit
 from connector.config import DEFAULT_CONFIG, ConfigError, SourceConfig, load_config
 from connector.autostart import Autostart
-from connector.health import health_target, health_verdict
+from connector.health import (
+    REJECTION_REASONS,
+    format_iso,
+    format_time,
+    health_target,
+    health_verdict,
+    job_status_text,
+    rejection_lines,
+    signature_alerts,
+)
 from connector.redact import MASK, mask_headers, pretty_payload
 from connector.test_events import sample_payload, sign_request
 from connector.window_queries import search_kind
@@ -271,3 +281,121 @@ def test_facade_is_qt_free():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "[]"
+
+
+# -- rejected webhooks in plain words -----------------------------------------------------------
+
+
+def test_every_rejection_reason_the_receiver_counts_has_plain_words():
+    import re
+
+    root = Path(__file__).resolve().parents[2] / "connector" / "receiver"
+    code = "\n".join(p.read_text() for p in root.glob("*.py"))
+    reasons = set(re.findall(r'(?:_reject\(\d+, |Unauthorized\()"([a-z_]+)"', code))
+    assert {"bad_signature", "missing_signature", "stale_timestamp", "no_secret"} <= reasons
+    assert reasons - {"unknown_source"} <= set(REJECTION_REASONS)  # unknown sources are not sources
+
+
+@pytest.mark.parametrize(
+    "by_source, alerts",
+    [
+        ({}, []),
+        ({"dialer": {"bad_signature": 18}}, ["dialer: 18 requests rejected in the last hour — the signature does "
+                                            "not match; check the secret"]),
+        ({"dialer": {"bad_signature": 1, "too_large": 4}}, ["dialer: 1 request rejected in the last hour — the "
+                                                           "signature does not match; check the secret"]),
+        ({"dialer": {"too_large": 4, "bad_payload": 2}}, []),  # not a signature problem: no banner
+        ({"tw": {"no_public_url": 2, "bad_signature": 1}},
+         ["tw: 3 requests rejected in the last hour — Twilio signs the public URL, which is not set; set it in Sources"]),
+        ({"b": {"stale_timestamp": 2}, "a": {"no_secret": 5}},
+         ["a: 5 requests rejected in the last hour — callsync has no secret for this source yet; add it in Sources",
+          "b: 2 requests rejected in the last hour — the signed time is too far from this computer's clock; check "
+          "both clocks"]),
+    ],
+)
+def test_signature_alerts(by_source, alerts):
+    assert signature_alerts(by_source) == alerts
+
+
+def test_rejection_lines_most_frequent_first_unknown_reasons_readable():
+    assert rejection_lines({"too_large": 1, "bad_signature": 7, "new_reason": 2, "slow_body": 0}) == [
+        (7, "the signature does not match; check the secret"), (2, "new reason"),
+        (1, "they are larger than callsync accepts")]
+
+
+# -- times for people ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def new_york(monkeypatch):
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize(
+    "ts, now, text",
+    [
+        ("2026-06-04T09:14:22Z", "2026-06-04T20:00:00Z", "05:14:22"),  # today, local (UTC-4)
+        ("2026-06-04T09:14:22Z", "2026-06-09T12:00:00Z", "4 Jun 05:14"),  # this year
+        ("2026-06-04T09:14:22Z", "2027-01-02T12:00:00Z", "4 Jun 2026 05:14"),
+        ("2026-06-04T02:00:00Z", "2026-06-04T12:00:00Z", "3 Jun 22:00"),  # yesterday evening in New York
+    ],
+)
+def test_format_time_is_local_and_short(new_york, ts, now, text):
+    def unix(iso: str) -> float:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+    assert format_time(unix(ts), unix(now)) == text
+    assert format_iso(ts, unix(now)) == text
+
+
+@pytest.mark.parametrize("raw, text", [("2026-06-04T11:14:22+02:00", "05:14:22"), ("2026-06-04T09:14:22", "05:14:22"),
+                                       ("yesterday", "yesterday"), (None, ""), ("", "")])
+def test_format_iso_reads_offsets_and_leaves_other_text(new_york, raw, text):
+    now = datetime(2026, 6, 4, 20, tzinfo=timezone.utc).timestamp()
+    assert format_iso(raw, now) == text
+
+
+# -- why a CRM job waits ------------------------------------------------------------------------
+
+NOW_JOB = datetime(2026, 6, 4, 12, 0, 0).timestamp()  # local noon
+IDLE = {"configured": True, "token": True, "auth_error": None, "pause_reason": None, "paused_until": None}
+
+
+def job(**values) -> dict:
+    return {"id": 7, "status": "pending", "attempts": 0, "failures": 0, "next_attempt_at": NOW_JOB,
+            "last_error": None, "done_at": None} | values
+
+
+@pytest.mark.parametrize(
+    "the_job, crm, text",
+    [
+        (None, IDLE, "No CRM work for this call (yet): it is written when the call has an outcome."),
+        (job(), IDLE | {"configured": False, "pause_reason": "CRM not configured"},
+         "CRM job #7: waiting — CRM not configured; next try once that is fixed."),
+        (job(), IDLE | {"token": False, "pause_reason": "no CRM token"},
+         "CRM job #7: waiting — no CRM token; next try once that is fixed."),
+        (job(attempts=1, failures=1, last_error="HTTP 401"),
+         IDLE | {"auth_error": "Token rejected (HTTP 401): fix your token"},
+         "CRM job #7: waiting — Token rejected (HTTP 401): fix your token; next try once that is fixed."),
+        (job(), IDLE | {"pause_reason": "GHL rate limit", "paused_until": NOW_JOB + 42},
+         "CRM job #7: waiting — GHL rate limit; next try at 12:00:42."),
+        (job(attempts=2, failures=2, last_error="HTTP 500 upstream", next_attempt_at=NOW_JOB + 95), IDLE,
+         "CRM job #7: waiting — retrying after an error: HTTP 500 upstream; next try at 12:01:35 (in 2 min)."),
+        (job(), IDLE, "CRM job #7: waiting — queued; next try now."),
+        (job(status="leased", attempts=2), IDLE, "CRM job #7: being written to the CRM now (2 tries so far)."),
+        (job(status="done", attempts=1, done_at=NOW_JOB - 30), IDLE,
+         "CRM job #7: written to the CRM at 11:59:30 (1 try)."),
+        (job(status="dead", attempts=4, last_error="HTTP 422 bad note"), IDLE,
+         "CRM job #7: gave up after 4 tries — HTTP 422 bad note. Replay it from Dead letters."),
+    ],
+)
+def test_job_status_text(the_job, crm, text):
+    assert job_status_text(the_job, crm, NOW_JOB) == text
+
+
+def test_a_test_call_is_never_crm_work():
+    assert job_status_text(None, IDLE, NOW_JOB, test=True) == "A test call: never written to the CRM."
