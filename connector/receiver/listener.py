@@ -71,7 +71,7 @@ class _LimitedHandler(RequestHandler):
     def data_received(self, data: bytes) -> None:
         if self._head_timer is not None:
             seen = self._head_tail + data
-            if b"\r\n\r\n" in seen:
+            if b"\r\n\r\n" in seen or b"\n\n" in seen:  # end of the headers (bare LF tolerated)
                 self._head_timer.cancel()
                 self._head_timer, self._head_tail = None, b""
             else:

@@ -102,9 +102,12 @@ class StoreWriter:
 
     def status(self) -> dict[str, Any]:
         """What the writer knows about storage, without touching it (safe from any thread)."""
+        try:
+            held: int | None = sum(self.held_counts.values())
+        except RuntimeError:  # the writer thread is changing them right now
+            held = None
         return {"alive": self.alive, "busy_seconds": round(self.busy_seconds(), 3), "queued": self.depth,
-                "last_error": self.last_error, "last_error_at": self.last_error_at,
-                "held_counters": sum(self.held_counts.values())}
+                "last_error": self.last_error, "last_error_at": self.last_error_at, "held_counters": held}
 
     # -- API used from the event loop -----------------------------------
     def store(self, item: Incoming) -> asyncio.Future[Stored]:
