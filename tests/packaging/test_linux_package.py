@@ -34,10 +34,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "dist"
 
 
-def _run(exe: Path, *args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+def _run(exe: Path, *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSYNC_")}
-    env |= {"QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp), "XDG_DATA_HOME": str(tmp / "data")}
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120, env=env, cwd=tmp)
+    env |= {"QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data")}
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
 
 
 def test_built_program_passes_its_self_test(built: Path, tmp_path: Path) -> None:
