@@ -81,11 +81,16 @@ def claim(conn: sqlite3.Connection, now: float, lease_seconds: float, region: st
     # (one OR-ed statement would sort every due job first).
     args = {"now": now}
     row = conn.execute(
-        f"SELECT id FROM jobs WHERE status = 'leased' AND lease_until < :now AND NOT {_WAITING} ORDER BY id LIMIT 1", args
-    ).fetchone() or conn.execute(
-        f"SELECT id FROM jobs WHERE status = 'pending' AND next_attempt_at <= :now AND NOT {_WAITING} "
-        "ORDER BY next_attempt_at, id LIMIT 1", args
+        f"SELECT id, phone FROM jobs WHERE status = 'leased' AND lease_until < :now AND NOT {_WAITING} "
+        "ORDER BY id LIMIT 1", args
     ).fetchone()
+    if row is not None:  # its worker died, maybe in the middle of a write: the contact is re-read
+        distrust_contact(conn, row[1])
+    else:
+        row = conn.execute(
+            f"SELECT id FROM jobs WHERE status = 'pending' AND next_attempt_at <= :now AND NOT {_WAITING} "
+            "ORDER BY next_attempt_at, id LIMIT 1", args
+        ).fetchone()
     if row is None:
         return None
     conn.execute(

@@ -80,9 +80,17 @@ def test_an_expired_lease_is_taken_again_before_later_calls(store):
     conn, _ = store
     add_call(conn, "a1", A, "2026-06-04T10:01:00Z")
     add_call(conn, "a2", A, "2026-06-04T10:02:00Z")
+    conn.execute("INSERT INTO contacts (phone, contact_id, tags_json, fields_json, checked_at) "
+                 "VALUES (?, 'c1', '[]', '{}', ?)", (A, NOW))
+
+    def checked_at():
+        return conn.execute("SELECT checked_at FROM contacts WHERE phone = ?", (A,)).fetchone()[0]
+
     assert claim(conn, lease=5) == "a1"
     assert claim(conn, now=NOW + 4) is None
+    assert checked_at() == NOW
     assert claim(conn, now=NOW + 6) == "a1"  # its worker died: taken again, still first
+    assert checked_at() is None  # it may have died mid-write: the contact is read again
 
 
 def test_a_late_older_call_waits_while_a_newer_one_of_its_contact_runs(store):
