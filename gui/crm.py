@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QModelIndex, Qt, Signal
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -17,6 +18,8 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSpinBox,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -42,6 +45,16 @@ def split_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+class AnyWhenEmpty(QStyledItemDelegate):
+    """An empty condition cell reads "any" (in grey): it matches every value."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex) -> None:  # noqa: N802 - Qt API
+        super().initStyleOption(option, index)
+        if not option.text:
+            option.text = ANY_VALUE
+            option.palette.setColor(QPalette.ColorRole.Text, QColor("#90a4ae"))
+
+
 class RulesTable(QTableWidget):
     """One row per rule: its conditions (outcome, disposition, campaign) and what it writes; the task's due
     time, which the table does not show, is kept."""
@@ -55,6 +68,9 @@ class RulesTable(QTableWidget):
         for column, mode in enumerate((fit, stretch, stretch, stretch, stretch, fit, stretch, fit)):
             header.setSectionResizeMode(column, mode)
         self._rules: list[Rule] = []
+        self._any = AnyWhenEmpty(self)
+        for column in (DISPOSITION, CAMPAIGN):
+            self.setItemDelegateForColumn(column, self._any)
 
     def set_rules(self, rules: list[Rule]) -> None:
         self.setRowCount(0)

@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -141,20 +143,26 @@ class SourcesView(QWidget):
         rejected_box = QGroupBox("Rejected requests (last 24 hours)")
         rejected_layout = QVBoxLayout(rejected_box)
         rejected_layout.addWidget(self.rejected)
-        self._rejections: dict[str, dict[str, int]] = {}
+        self._rejections: dict[str, dict[str, int]] | None = None  # None until the first snapshot
 
         left = QVBoxLayout()
         left.addWidget(self.list, 1)
         left.addWidget(self.add)
-        right = QVBoxLayout()
+        column = QWidget()
+        right = QVBoxLayout(column)
+        right.setContentsMargins(0, 0, 0, 0)
         right.addWidget(source_box)
         right.addWidget(url_box)
         right.addWidget(test_box)
         right.addWidget(rejected_box)
         right.addStretch(1)
+        scroll = QScrollArea()  # a short window scrolls the form instead of squeezing its rows together
+        scroll.setWidget(column)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
         layout = QHBoxLayout(self)
         layout.addLayout(left)
-        layout.addLayout(right, 1)
+        layout.addWidget(scroll, 1)
 
         self._editing: str | None = None
         self._last_event: int | None = None
@@ -257,8 +265,10 @@ class SourcesView(QWidget):
 
     def _show_rejected(self) -> None:
         name = self._editing
-        lines = rejection_lines(self._rejections.get(name, {})) if name else []
-        if not name:
+        lines = rejection_lines(self._rejections.get(name, {})) if name and self._rejections else []
+        if self._rejections is None:
+            text = "Counting…"
+        elif not name:
             text = "Save the source to see the requests it refuses."
         elif not lines:
             text = "None: every request to this source was accepted."

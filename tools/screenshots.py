@@ -40,6 +40,7 @@ from connector import secrets
 from connector.app import Service
 from connector.config import parse_config
 from connector.facade import Facade
+from connector.sync.settings import DEFAULT_RULES
 from connector.test_events import sign_request
 from tests.fakes.ghl_server import FakeGhl, Fault
 from tests.memory_keyring import MemoryKeyring
@@ -61,6 +62,15 @@ SECRETS = {
 }
 AGENTS = ("maria", "jsmith", "dkim", "apatel", "lnguyen")
 CAMPAIGNS = ("renewals", "Q3-outbound", "win-back")
+
+
+# A rule of one's own before the defaults: won deals of the outbound campaign get a contract task.
+RULES = [{"outcome": ["sale"], "disposition": ["SALE", "SOLD"], "campaign": ["Q3-outbound"],
+          "add_tags": ["call connected", "sale", "won Q3"], "remove_tags": ["no answer"], "callback": "reset",
+          "task": "Send the contract", "task_due_hours": 2.0}] + [
+    {"outcome": r.outcome, "add_tags": r.add_tags, "remove_tags": r.remove_tags, "note": r.note,
+     "callback": r.callback, **({"task": r.task, "task_due_hours": r.task_due_hours} if r.task else {})}
+    for r in DEFAULT_RULES]
 
 
 class ShiftedClock:
@@ -235,6 +245,7 @@ async def render(outdir: Path) -> list[Path]:
         "sources": SOURCES,
         "crm": {"ghl": {"location_id": ghl.location_id, "base_url": ghl.base_url, "retry_schedule": [0.05],
                          "rate_limit": "10000/10s"}},
+        "rules": RULES,
     }, data_dir)
     for name, value in SECRETS.items():
         secrets.set_secret(secrets.source_user(name), value)
@@ -271,7 +282,10 @@ async def render(outdir: Path) -> list[Path]:
         await shot("events-delivery-log")
         window.select_tab("calls")
         await window.calls.reload()
-        window.calls.table.selectRow(1)
+        rows = window.calls.model.rows
+        window.calls.table.selectRow(next((i for i, c in enumerate(rows)
+                                           if c["source"] == "std" and c["outcome"] == "connected"), 1))
+        await asyncio.sleep(0.3)
         await shot("calls")
         window.select_tab("dead_letters")
         await window.dead_letters.reload()
@@ -295,6 +309,8 @@ async def render(outdir: Path) -> list[Path]:
         bare = MainWindow(Facade(service))
         bare.resize(*WINDOW_SIZE)
         bare.show()
+        bare.start()
+        await bare.refresh()
         bare.select_tab("sources")
         bare.sources.reload(select="dialer")
         await grab(bare, outdir / "no-keyring.png")
