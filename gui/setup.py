@@ -33,7 +33,7 @@ class SetupPage(QWidget):
             self.kind.addItem(label, kind)
         self.secret = QLineEdit()
         self.secret.setEchoMode(QLineEdit.EchoMode.Password)
-        self.secret.setPlaceholderText("the signing secret from your dialer's webhook settings")
+        self.secret.setPlaceholderText("your dialer's webhook signing secret")
         self.location = QLineEdit()
         self.location.setPlaceholderText("GoHighLevel location (sub-account) id")
         self.token = QLineEdit()
