@@ -23,10 +23,13 @@ from connector import secrets
 from connector.admin.api import AdminApi
 from connector.config import Config
 from connector.metrics import LatencyWindow
+from connector.housekeeping import Retention
+from connector.prom import PromMetrics
 from connector.startup import DataDirLock, StartupError, listen_error
 from connector.receiver.hooks import HooksReceiver
 from connector.receiver.listener import HooksListener
 from connector.store import reader as q
+from connector.store import retention
 from connector.store.health import StorageProbe
 from connector.store.reader import StoreReader
 from connector.store.writer import StoreWriter
@@ -72,16 +75,20 @@ class Service:
         self.clock = clock
         self.writer = StoreWriter(str(config.db_path))
         self.reader = StoreReader(str(config.db_path))
-        self.latency = LatencyWindow()
+        self.prom = PromMetrics()
+        self.latency = LatencyWindow(on_observe=self.prom.observe_ack_ms)
         self.receiver = HooksReceiver(config, self.writer, latency=self.latency, clock=clock)
         self.admin = AdminApi(self)
         self.metric_providers: list[MetricsProvider] = [self._sync_metrics]
         self.ghl = config.ghl  # validated when the config was loaded
         self.worker = SyncWorker(self.writer, self.reader, self.ghl, clock=clock)
+        self.worker.attempt_observers.append(self.prom.observe_crm)
+        self.worker.completion_observers.append(self.prom.observe_sync_seconds)
         self.writer.hooks.append(self.worker.hook)
         self.writer.after_commit.append(self.worker.after_commit)
         add_sync_routes(self.admin.app, self)
-        self.background: list[Any] = [self.worker]  # objects with async start()/stop()
+        self.retention = Retention(self.writer, config.retention.raw_payload_days, clock=clock)
+        self.background: list[Any] = [self.worker, self.retention]  # objects with async start()/stop()
         self._runners: list[web.AppRunner] = []
         self.hooks_port: int | None = None
         self.admin_port: int | None = None
@@ -194,6 +201,9 @@ class Service:
         result["ack_latency_ms"] = self.latency.summary()
         result["per_hour"] = [{"hour": hour} | summarize_counters(counts) for hour, counts in sorted(hours.items())]
         result["uptime_seconds"] = round(now - self.started_at, 1) if self.started_at else 0
+        result["store_bytes"] = retention.store_bytes(str(self.config.db_path))
+        result["retention"] = {"raw_payload_days": self.retention.days, "dropped": self.retention.dropped,
+                               "last_run": self.retention.last_run}
         for provider in self.metric_providers:
             result.update(await provider())
         result["queue_depth"] += result.get("pending", 0)

@@ -43,6 +43,9 @@ admin_port = 8788       # loopback only: health, metrics, events API
 public_url = ""         # the URL senders call (tunnel), needed to verify Twilio signatures
 max_body_bytes = 262144
 
+[retention]
+raw_payload_days = 30   # raw bodies and headers of older events are dropped (the events stay); 0 keeps them
+
 # One table per sender; each is the endpoint POST /hooks/<name>.
 # [sources.dialer]
 # kind = "hmac"                              # hmac | standard | twilio
@@ -116,12 +119,18 @@ class ServerConfig:
 
 
 @dataclass(slots=True)
+class RetentionConfig:
+    raw_payload_days: int = 30  # raw bodies and headers of older events are dropped; 0 keeps them
+
+
+@dataclass(slots=True)
 class Config:
     data_dir: Path
     server: ServerConfig = field(default_factory=ServerConfig)
     sources: dict[str, SourceConfig] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
     ghl: GhlSettings = field(default_factory=lambda: _parse_ghl({}))
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     @property
     def db_path(self) -> Path:
@@ -206,7 +215,17 @@ def parse_server(table: dict[str, Any]) -> ServerConfig:
     return server
 
 
-TOP_LEVEL_KEYS = ("server", "sources", "crm", "rules")
+TOP_LEVEL_KEYS = ("server", "sources", "crm", "rules", "retention")
+
+
+def parse_retention(table: Any) -> RetentionConfig:
+    if not isinstance(table, dict):
+        raise ConfigError("retention must be a table ([retention])")
+    check_keys(table, RetentionConfig.__dataclass_fields__, "[retention]")
+    days = _typed(table, "raw_payload_days", int, "retention", RetentionConfig().raw_payload_days)
+    if days < 0:
+        raise ConfigError("retention.raw_payload_days must be 0 (keep for ever) or a number of days")
+    return RetentionConfig(raw_payload_days=days)
 CRM_KEYS = ("ghl",)
 
 
@@ -228,7 +247,8 @@ def parse_config(data: dict[str, Any], data_dir: Path) -> Config:
     if not isinstance(crm, dict):
         raise ConfigError("crm must be a table of tables ([crm.ghl])")
     check_keys(crm, CRM_KEYS, "[crm]")
-    return Config(data_dir=data_dir, server=server, sources=sources, raw=data, ghl=_parse_ghl(data))
+    return Config(data_dir=data_dir, server=server, sources=sources, raw=data, ghl=_parse_ghl(data),
+                  retention=parse_retention(data.get("retention", {})))
 
 
 def ensure_data_dir(data_dir: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 
 
 def percentile(sorted_values: list[float], q: float) -> float | None:
@@ -17,13 +18,16 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
 class LatencyWindow:
     """The last ``size`` observations in milliseconds, for p50/p95/p99."""
 
-    def __init__(self, size: int = 10_000) -> None:
+    def __init__(self, size: int = 10_000, on_observe: Callable[[float], None] | None = None) -> None:
         self._values: deque[float] = deque(maxlen=size)
         self._lock = threading.Lock()
+        self._on_observe = on_observe  # e.g. a Prometheus histogram
 
     def observe(self, ms: float) -> None:
         with self._lock:
             self._values.append(ms)
+        if self._on_observe is not None:
+            self._on_observe(ms)
 
     def summary(self) -> dict[str, float | int | None]:
         with self._lock:

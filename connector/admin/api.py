@@ -83,6 +83,7 @@ class AdminApi:
         self.app = web.Application(middlewares=[loopback_host_only, json_errors])
         self.app.router.add_get("/healthz", self.healthz)
         self.app.router.add_get("/api/metrics", self.metrics)
+        self.app.router.add_get("/metrics", self.prometheus)
         self.app.router.add_get("/api/events", self.events)
         self.app.router.add_get("/api/events/{id:\\d+}", self.event)
         self.app.router.add_get("/api/calls", self.calls)
@@ -94,6 +95,13 @@ class AdminApi:
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.json_response(await self.service.metrics())
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        """The same figures in Prometheus text format (plus latency histograms and CRM requests by status)."""
+        body, content_type = self.service.prom.render(await self.service.metrics())
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = content_type
+        return response
 
     async def events(self, request: web.Request) -> web.Response:
         page = await self.service.reader.run(

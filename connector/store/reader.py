@@ -113,6 +113,8 @@ def get_event(conn: sqlite3.Connection, event_id: int) -> dict[str, Any] | None:
     event = dict(row)
     body: bytes = event.pop("body")
     event["body"] = body.decode("utf-8", errors="replace")
+    # Retention empties the body and headers of old events; the row and its normalized event stay.
+    event["payload_dropped"] = event["headers_json"] is None and not body
     event["headers"] = json.loads(event.pop("headers_json") or "{}")
     event["event"] = json.loads(event.pop("event_json") or "{}")
     return event

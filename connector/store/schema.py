@@ -186,6 +186,9 @@ def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the database to the newest schema; returns the version now in force."""
+    if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+        # A new store gives freed pages back to the OS (retention); this must precede the first table.
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
     conn.execute("PRAGMA journal_mode=WAL")
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     db = sqlite_utils.Database(conn)

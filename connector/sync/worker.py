@@ -80,6 +80,10 @@ class SyncWorker(ContactSteps):
         self._field_ids: dict[str, str] | None = None
         self._field_ids_lock = asyncio.Lock()
         self._phone_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        # Metrics: the HTTP status of every CRM request (None: no answer), and receipt -> CRM seconds
+        # of every completed job.
+        self.attempt_observers: list[Callable[[int | None], None]] = []
+        self.completion_observers: list[Callable[[float], None]] = []
         self._attempts: dict[int | None, list[tuple[Any, ...]]] = {}
 
     # -- lifecycle -----------------------------------------------------------
@@ -222,6 +226,8 @@ class SyncWorker(ContactSteps):
 
     # -- one job -------------------------------------------------------------
     def _on_attempt(self, attempt: Attempt) -> None:
+        for observer in self.attempt_observers:
+            observer(attempt.status)
         self._attempts.setdefault(_current_job.get(), []).append(
             (
                 _current_job.get(),
@@ -297,6 +303,8 @@ class SyncWorker(ContactSteps):
                     outbox.distrust_contact(c, job["phone"])))
         else:
             await self._write(job_id, lambda c: outbox.complete(c, job_id, now()))
+            for observer in self.completion_observers:
+                observer(now() - float(job["created_at"]))
 
     async def _sync(self, job: dict[str, Any]) -> None:
         client = self._client
