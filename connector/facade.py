@@ -58,6 +58,7 @@ class Facade:
         self.autostart = autostart or Autostart(default_launch_command(service.config.data_dir))
         self._cached: Snapshot | None = None
         self._cache_key: tuple[Any, ...] | None = None
+        self._failed_calls: tuple[Any, int] = (None, 0)  # (counters it was taken at, count)
 
     @property
     def config(self):  # noqa: ANN201 - connector.config.Config
@@ -81,14 +82,19 @@ class Facade:
         since = (now - CHART_HOURS * 3600) // 60 * 60
         reader = self.service.reader
         # The reader has several threads: the chart queries run while the metrics are collected.
-        metrics, health, rows, latency, failed_calls, recent, day = await asyncio.gather(
+        metrics, health, rows, latency, recent, day = await asyncio.gather(
             self.service.metrics(), self.service.health(), reader.run(wq.outcome_minutes, since),
-            reader.run(sq.latency_by_minute, since), reader.run(wq.failed_calls),
+            reader.run(sq.latency_by_minute, since),
             reader.run(q.rejections_by_source, now - ALERT_SECONDS),
             reader.run(q.rejections_by_source, now - REJECTIONS_SECONDS),
         )
         metrics["store_ok"] = bool(health.get("ok"))
-        metrics["failed_calls"] = failed_calls
+        # Calls with a failed try: a count over every job, so it is taken again only when a try failed or
+        # the dead letters changed (a replay clears failures).
+        failed_key = (metrics.get("failed"), metrics.get("dead"))
+        if failed_key != self._failed_calls[0]:
+            self._failed_calls = (failed_key, await reader.run(wq.failed_calls))
+        metrics["failed_calls"] = self._failed_calls[1]
         minutes = list(range(int(since), int(now // 60 * 60) + 60, 60))
         index = {m: i for i, m in enumerate(minutes)}
         by_outcome: dict[str, list[int]] = {}
