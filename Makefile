@@ -36,7 +36,7 @@ gui: $(STAMP)
 ## test: set up and run the whole suite (unit, integration on loopback, crash, GUI offscreen)
 test: $(STAMP)
 	@sh packaging/sysdeps.sh test
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	CALLSYNC_TEST_POSTGRES=required QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)

@@ -15,6 +15,8 @@ case "$1" in
     # Qt 6 (PySide6 wheels) needs these at run time; fonts so text renders offscreen.
     for p in libglib2.0-0 libegl1 libgl1 libx11-6 libxkbcommon0 libfontconfig1 libfreetype6 \
              libdbus-1-3 fonts-dejavu-core; do want "$p"; done
+    # The tests start a throwaway PostgreSQL cluster from the server binaries (tests/pg.py).
+    if [ "$1" = test ]; then want postgresql; fi
     if [ "$1" = gui ]; then
       for p in libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 \
                libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libx11-xcb1; do
@@ -24,6 +26,7 @@ case "$1" in
     ;;
   bench)
     want wrk
+    want postgresql   # serve --workers on PostgreSQL
     ;;
 esac
 

@@ -13,7 +13,7 @@ from connector import secrets  # noqa: E402
 from tests.memory_keyring import MemoryKeyring  # noqa: E402
 from connector.config import parse_config  # noqa: E402
 
-pytest_plugins = ["tests.fakes.ghl_fixture"]
+pytest_plugins = ["tests.fakes.ghl_fixture", "tests.pg"]
 
 
 @pytest.fixture(autouse=True)
