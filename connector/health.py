@@ -166,6 +166,11 @@ def job_status_text(job: dict[str, Any] | None, crm: dict[str, Any], now: float,
         until = crm.get("paused_until")
         when = f"next try at {format_time(until, now)}" if until and until > now else "next try once that is fixed"
         return f"{head}: waiting — {pause}; {when}."
-    why = f"retrying after an error: {job['last_error']}" if job.get("failures") and job.get("last_error") else "queued"
+    if job.get("failures") and job.get("last_error"):
+        why = f"retrying after an error: {job['last_error']}"
+    elif job.get("waiting_for"):  # a contact's calls are written in the order they ended
+        return f"{head}: waiting — an earlier call of this contact is written first ({job['waiting_for']})."
+    else:
+        why = "queued"
     when = "next try now" if due - now < 1 else f"next try at {format_time(due, now)} (in {format_age(due - now)})"
     return f"{head}: waiting — {why}; {when}."

@@ -386,6 +386,8 @@ def job(**values) -> dict:
         (job(attempts=2, failures=2, last_error="HTTP 500 upstream", next_attempt_at=NOW_JOB + 95), IDLE,
          "CRM job #7: waiting — retrying after an error: HTTP 500 upstream; next try at 12:01:35 (in 2 min)."),
         (job(), IDLE, "CRM job #7: waiting — queued; next try now."),
+        (job(waiting_for="dialer/call-41"), IDLE,
+         "CRM job #7: waiting — an earlier call of this contact is written first (dialer/call-41)."),
         (job(status="leased", attempts=2), IDLE, "CRM job #7: being written to the CRM now (2 tries so far)."),
         (job(status="done", attempts=1, done_at=NOW_JOB - 30), IDLE,
          "CRM job #7: written to the CRM at 11:59:30 (1 try)."),
