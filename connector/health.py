@@ -77,6 +77,9 @@ REJECTION_REASONS: dict[str, str] = {
                          "the header names",
     "stale_timestamp": "the signed time is too far from this computer's clock; check both clocks",
     "no_secret": "callsync has no secret for this source yet; add it in Sources",
+    "missing_auth": "they carry no credentials (API key, password or token); check the sender's settings",
+    "bad_auth": "their credentials (API key, password or token) do not match; check the secret",
+    "expired_token": "their signed token has expired or is not valid yet; check both clocks",
     "no_public_url": "Twilio signs the public URL, which is not set; set it in Sources",
     "too_large": "they are larger than callsync accepts",
     "slow_body": "they arrived too slowly and the connection was closed",
@@ -87,7 +90,8 @@ REJECTION_REASONS: dict[str, str] = {
     "storage_error": "they could not be stored (the sender retries); check the disk",
 }
 # Rejections that mean the sender and callsync do not agree on signing: the most common setup mistake.
-SIGNATURE_REASONS = ("bad_signature", "missing_signature", "stale_timestamp", "no_secret", "no_public_url")
+SIGNATURE_REASONS = ("bad_signature", "missing_signature", "stale_timestamp", "no_secret", "no_public_url",
+                     "missing_auth", "bad_auth", "expired_token")
 
 
 def rejection_text(reason: str) -> str:

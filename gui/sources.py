@@ -4,6 +4,7 @@ requests each source refused, by reason."""
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -185,7 +186,7 @@ class SourcesView(QWidget):
         for view in views:
             item = QListWidgetItem(view.config.name)
             item.setData(Qt.ItemDataRole.UserRole, view.config.name)
-            item.setToolTip(KIND_LABELS[view.config.kind])
+            item.setToolTip(KIND_LABELS.get(view.config.kind, view.config.kind))
             self.list.addItem(item)
             if view.config.name == select:
                 self.list.setCurrentItem(item)
@@ -220,6 +221,8 @@ class SourcesView(QWidget):
         self._editing = src.name
         self.name.setText(src.name)
         self.name.setReadOnly(True)
+        if self.kind.findData(src.kind) < 0:  # a kind set in config.toml that the form has no label for
+            self.kind.addItem(src.kind, src.kind)
         self.kind.setCurrentIndex(self.kind.findData(src.kind))
         self.signature_header.setText(src.signature_header)
         self.encoding.setCurrentIndex(self.encoding.findData(src.signature_encoding))
@@ -323,7 +326,10 @@ class SourcesView(QWidget):
 
     # -- actions ------------------------------------------------------------------
     def form_source(self) -> SourceConfig:
-        return SourceConfig(
+        """The form's values over the source being edited: settings the form does not show are kept."""
+        editing = self.facade.config.sources.get(self._editing or "")
+        return replace(
+            editing or SourceConfig(""),
             name=self.name.text().strip(),
             kind=self.kind.currentData(),
             signature_header=self.signature_header.text().strip() or "X-Webhook-Signature",
