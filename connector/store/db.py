@@ -157,7 +157,9 @@ def open_sqlite(path: str | Path, *, readonly: bool = False, busy_timeout_ms: in
 
 def open_postgres(url: str, *, readonly: bool = False) -> Db:
     """A PostgreSQL connection (psycopg 3); ``?`` placeholders are rewritten for the driver."""
-    raise NotImplementedError("PostgreSQL support is not available in this build")
+    from connector.store.postgres import open_postgres as open_pg  # psycopg only loads in server mode
+
+    return open_pg(url, readonly=readonly)
 
 
 def open_db(target: StoreTarget, *, readonly: bool = False) -> Db:
