@@ -18,6 +18,8 @@ Merge rules used by :func:`fold`:
 * ``ring_seconds`` is recomputed from ``initiated_at``/``answered_at`` when both
   are known, otherwise taken from the events.
 * ``test``: a call is a test call if any of its events is a test event.
+* Outcome: a disposition callsync knows decides it, then an outcome the sender declared
+  (``sender_outcome``), then AMD, the terminal status and whether the call was answered.
 
 The result does not depend on arrival order unless two *older* events disagree
 on a field the newest event does not carry; :func:`fold_events` sorts events
@@ -46,6 +48,7 @@ from connector.model import (
     OUTCOME_NO_ANSWER,
     OUTCOME_SALE,
     OUTCOME_VOICEMAIL,
+    OUTCOMES,
     STATUS_RANK,
     TERMINAL_STATUSES,
     VOICEMAIL,
@@ -72,6 +75,14 @@ SCALAR_FIELDS = (
     "campaign",
     "recording_url",
     "answered_by",
+    "transcript",
+    "transcript_url",
+    "summary",
+    "quality_score",
+    "cost",
+    "currency",
+    "analysis",
+    "sender_outcome",
 )
 
 # Disposition labels (compared case-insensitively, "-", "_" and spaces alike).
@@ -176,6 +187,8 @@ def derive_outcome(record: CallRecord) -> str | None:
     by_disposition = outcome_for_disposition(record.disposition)
     if by_disposition:
         return by_disposition
+    if record.sender_outcome in OUTCOMES:
+        return record.sender_outcome
     if (record.answered_by or "").lower().startswith("machine"):
         return OUTCOME_VOICEMAIL
     if record.status in STATUS_OUTCOMES:

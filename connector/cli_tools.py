@@ -33,8 +33,9 @@ def required_secrets(config: Config) -> list[tuple[str, bool]]:
     from connector.sync.worker import TOKEN_USER
 
     users: list[tuple[str, bool]] = []
-    for name in config.sources:
-        users += [(secrets.source_user(name), True), (secrets.source_user(name, previous=True), False)]
+    for source in config.sources.values():  # public-key checks (Telnyx, GoHighLevel) need none
+        for user in dict.fromkeys(secrets.secret_users(source).values()):
+            users += [(user, True), (secrets.previous_user(user), False)]
     if config.ghl.configured:
         users.append((TOKEN_USER, True))
     users.append((ADMIN_TOKEN_USER, True))

@@ -8,6 +8,7 @@ The file holds no secrets: those live in the OS keyring or the environment
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -26,9 +27,14 @@ APP_NAME = "callsync"
 CONFIG_NAME = "config.toml"
 DB_NAME = "callsync.db"
 
-SOURCE_KINDS = ("hmac", "standard", "twilio")
+SOURCE_KINDS = ("hmac", "standard", "twilio", "cloudevents", "telnyx", "retell", "vapi", "ghl", "generic")
 SIGNATURE_ENCODINGS = ("hex", "base64")
 FORMATS = ("auto", "unlimcall", "dialercx", "twilio", "standard")
+# Kinds that name their sender's payload: the kind is the format (``format`` stays "auto").
+PAYLOAD_KINDS = ("cloudevents", "telnyx", "retell", "vapi", "ghl", "generic")
+# Kinds that describe a payload only and verify with ``signature`` and/or ``auth``.
+SIGNATURES = {"cloudevents": ("hmac", "standard"), "generic": ("hmac", "standard"), "vapi": ("hmac",)}
+AUTH_METHODS = ("api_key", "basic", "bearer")
 _SECRET_KEY = re.compile(r"secret|token|passw|api_?key", re.I)
 SOURCE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -53,6 +59,8 @@ raw_payload_days = 30   # raw bodies and headers of older events are dropped (th
 # signature_encoding = "hex"                 # hex | base64
 # timestamp_header = ""                      # if set, signed content is "<timestamp>.<body>"
 # tolerance_seconds = 300
+# More kinds (cloudevents, telnyx, retell, vapi, ghl, generic), auth methods (auth = "api_key" |
+# "basic" | "bearer"), ip_allowlist and a generic field mapping: see the README.
 """
 
 
@@ -68,11 +76,11 @@ def check_keys(table: Mapping[str, Any], known: Iterable[str], where: str) -> No
             continue
         text = str(key)
         # A near-spelling first (tolerance_secs), then a part of a key (tags -> add_tags), then a looser spelling.
-        close = difflib.get_close_matches(text, allowed, n=1, cutoff=0.8)
-        close = close or [k for k in allowed if len(text) >= 3 and (text in k or k in text)][:2]
+        near = difflib.get_close_matches(text, allowed, n=1, cutoff=0.8)
+        close = near or [k for k in allowed if len(text) >= 3 and (text in k or k in text)][:2]
         close = close or difflib.get_close_matches(text, allowed, n=1, cutoff=0.6)
         hint = ("did you mean " + " or ".join(map(repr, close)) + "?") if close else "allowed: " + ", ".join(allowed)
-        if _SECRET_KEY.search(text):
+        if _SECRET_KEY.search(text) and not near:
             hint = "secrets never go in config.toml: use `callsync secret set ...` or the environment"
         raise ConfigError(f"{where}: unknown key {key!r} ({hint})")
 
@@ -90,10 +98,49 @@ class SourceConfig:
     timestamp_header: str = ""
     tolerance_seconds: int = 300
     format: str = "auto"
+    signature: str = ""  # cloudevents | generic | vapi: "hmac" or "standard" (the keys of those kinds)
+    auth: str = ""  # api_key | basic | bearer, on top of any kind
+    api_key_header: str = "X-API-Key"
+    api_key_param: str = ""  # the key may come as this query parameter instead
+    basic_user: str = ""
+    jwt: bool = False  # auth = "bearer": the token is a JWT (HS256 with the secret, or jwt_public_key)
+    jwt_public_key: str = ""  # PEM: RS256 / ES256 / EdDSA; no secret needed
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    ip_allowlist: list[str] = field(default_factory=list)
+    public_key: str = ""  # telnyx: the account's Ed25519 key; ghl: "" is GoHighLevel's published key
+    legacy_public_key: str = ""  # ghl: RSA key for x-wh-signature; "" is the published key
+    fields: dict[str, str] = field(default_factory=dict)  # generic: callsync field -> dotted path
+    status_map: dict[str, str] = field(default_factory=dict)  # generic: sender value -> outcome
+
+    @property
+    def signature_scheme(self) -> str | None:
+        """What checks the request's signature: hmac | standard | twilio | retell | vapi_secret |
+        telnyx | ghl, or None (cloudevents/generic/vapi that verify with ``auth`` only)."""
+        if self.kind in SIGNATURES:
+            if self.signature:
+                return self.signature
+            return "vapi_secret" if self.kind == "vapi" and not self.auth else None
+        return self.kind
+
+    @property
+    def signature_needs_secret(self) -> bool:
+        return self.signature_scheme in ("hmac", "standard", "twilio", "retell", "vapi_secret")
+
+    @property
+    def auth_needs_secret(self) -> bool:
+        return bool(self.auth) and not (self.auth == "bearer" and self.jwt and self.jwt_public_key)
+
+    @property
+    def payload_format(self) -> str:
+        """The parser for this source's payloads: the kind's own, else ``format``."""
+        return self.kind if self.kind in PAYLOAD_KINDS else self.format
 
     def to_toml(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind}
-        if self.kind == "hmac":
+        if self.kind in SIGNATURES and self.signature:
+            data["signature"] = self.signature
+        if self.signature_scheme == "hmac":
             data |= {
                 "signature_header": self.signature_header,
                 "signature_encoding": self.signature_encoding,
@@ -102,7 +149,16 @@ class SourceConfig:
         data["tolerance_seconds"] = self.tolerance_seconds
         if self.format != "auto":
             data["format"] = self.format
+        defaults = SourceConfig(self.name)
+        for key in _OPTIONAL_KEYS:
+            value = getattr(self, key)
+            if value != getattr(defaults, key):
+                data[key] = value
         return data
+
+
+_OPTIONAL_KEYS = ("auth", "api_key_header", "api_key_param", "basic_user", "jwt", "jwt_public_key", "jwt_audience",
+                  "jwt_issuer", "ip_allowlist", "public_key", "legacy_public_key", "fields", "status_map")
 
 
 @dataclass(slots=True)
@@ -116,6 +172,7 @@ class ServerConfig:
     header_timeout_seconds: float = 10  # to receive a request's headers, and its body
     idle_timeout_seconds: float = 30  # an idle keep-alive connection is closed after this
     max_connections: int = 256  # open hooks connections; more are answered 503 and closed
+    trusted_proxies: list[str] = field(default_factory=list)  # tunnel/proxy addresses whose X-Forwarded-For counts
 
 
 @dataclass(slots=True)
@@ -174,12 +231,25 @@ def parse_source(name: str, table: dict[str, Any]) -> SourceConfig:
         timestamp_header=_typed(table, "timestamp_header", str, where, d.timestamp_header),
         tolerance_seconds=_typed(table, "tolerance_seconds", int, where, d.tolerance_seconds),
         format=_choice(_typed(table, "format", str, where, d.format), FORMATS, f"{where}.format"),
+        **{key: _typed(table, key, type(getattr(d, key)), where, getattr(d, key))
+           for key in ("signature", "auth", *_OPTIONAL_KEYS[1:])},
     )
     if not src.signature_header.strip():
         raise ConfigError(f"{where}.signature_header must not be empty")
     if src.tolerance_seconds <= 0:
         raise ConfigError(f"{where}.tolerance_seconds must be positive")
+    from connector.config_sources import check_source  # imports ConfigError from here
+
+    check_source(src, where)
     return src
+
+
+def network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """``203.0.113.0/24``, ``2001:db8::/32`` or a single address as a network; None when it is neither."""
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        return None
 
 
 def _seconds(table: dict[str, Any], key: str, default: float) -> float:
@@ -204,7 +274,11 @@ def parse_server(table: dict[str, Any]) -> ServerConfig:
         header_timeout_seconds=_seconds(table, "header_timeout_seconds", d.header_timeout_seconds),
         idle_timeout_seconds=_seconds(table, "idle_timeout_seconds", d.idle_timeout_seconds),
         max_connections=_typed(table, "max_connections", int, "server", d.max_connections),
+        trusted_proxies=_typed(table, "trusted_proxies", list, "server", d.trusted_proxies),
     )
+    for entry in server.trusted_proxies:
+        if not isinstance(entry, str) or not network(entry):
+            raise ConfigError(f"server.trusted_proxies: {entry!r} is not an IP address or network (e.g. 10.0.0.0/8)")
     if server.max_connections < 1:
         raise ConfigError("server.max_connections must be at least 1")
     for key in ("port", "admin_port"):

@@ -81,6 +81,8 @@ REJECTION_REASONS: dict[str, str] = {
     "bad_auth": "their credentials (API key, password or token) do not match; check the secret",
     "expired_token": "their signed token has expired or is not valid yet; check both clocks",
     "no_public_url": "Twilio signs the public URL, which is not set; set it in Sources",
+    "ip_not_allowed": "they come from an address outside this source's ip_allowlist (behind a tunnel or proxy, "
+                      "check [server] trusted_proxies)",
     "too_large": "they are larger than callsync accepts",
     "slow_body": "they arrived too slowly and the connection was closed",
     "unsupported_media_type": "they are not JSON or a web form",
@@ -91,7 +93,7 @@ REJECTION_REASONS: dict[str, str] = {
 }
 # Rejections that mean the sender and callsync do not agree on signing: the most common setup mistake.
 SIGNATURE_REASONS = ("bad_signature", "missing_signature", "stale_timestamp", "no_secret", "no_public_url",
-                     "missing_auth", "bad_auth", "expired_token")
+                     "missing_auth", "bad_auth", "expired_token", "ip_not_allowed")
 
 
 def rejection_text(reason: str) -> str:

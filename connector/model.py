@@ -52,6 +52,16 @@ OUTCOMES = (
 )
 
 
+# Event types callsync knows beyond a call's status (AI voice-agent platforms send them; any
+# format may use them).  Each is about a call: without a call id the payload is refused (400).
+EVENT_CALL_QUEUED = "call.queued"
+EVENT_TRANSCRIPT = "transcript.available"
+EVENT_RECORDING = "recording.ready"
+EVENT_QUALITY = "quality.score"
+EVENT_COST = "cost.calculated"
+CALL_DETAIL_TYPES = (EVENT_TRANSCRIPT, EVENT_RECORDING, EVENT_QUALITY, EVENT_COST)
+
+
 class _Plain:
     """Fast, flat dict round-trips (``dataclasses.asdict`` deep-copies and is ~10x slower)."""
 
@@ -114,6 +124,14 @@ class CallEvent(_Plain):
     campaign: str | None = None
     recording_url: str | None = None
     answered_by: str | None = None  # human | machine_* | fax | unknown (AMD)
+    transcript: str | None = None  # the conversation as text
+    transcript_url: str | None = None  # ... or where to read it
+    summary: str | None = None
+    quality_score: float | None = None  # the sender's own score (e.g. MOS, a 1-10 evaluation)
+    cost: float | None = None
+    currency: str | None = None  # ISO 4217, e.g. "USD"
+    analysis: str | None = None  # the sender's analysis results, "name: value; ..." (sentiment, success ...)
+    sender_outcome: str | None = None  # an outcome the sender declared (generic status_map), one of OUTCOMES
     extra: dict[str, Any] = field(default_factory=dict)
     test: bool = False  # sent as a test (request header X-Callsync-Test: 1): never synced to the CRM
 
@@ -149,6 +167,14 @@ class CallRecord(_Plain):
     campaign: str | None = None
     recording_url: str | None = None
     answered_by: str | None = None
+    transcript: str | None = None
+    transcript_url: str | None = None
+    summary: str | None = None
+    quality_score: float | None = None
+    cost: float | None = None
+    currency: str | None = None
+    analysis: str | None = None
+    sender_outcome: str | None = None
     last_sequence: int | None = None
     last_event_at: str | None = None
     event_count: int = 0

@@ -4,6 +4,11 @@ Keyring: service ``callsync``, users such as ``source:dialer``,
 ``source:dialer:previous`` and ``crm:ghl``.  Environment (headless servers, CI):
 ``CALLSYNC_SECRET_<NAME>`` / ``CALLSYNC_SECRET_<NAME>_PREVIOUS`` for sources,
 ``CALLSYNC_GHL_TOKEN`` for the CRM token.  The environment wins when both are set.
+
+A source with a signature *and* an auth method (``auth = ...``) keeps the auth credential
+apart: ``source:<name>:auth`` (``CALLSYNC_AUTH_<NAME>``, rotation ``source:<name>:auth:previous``
+/ ``CALLSYNC_AUTH_<NAME>_PREVIOUS``).  A source with only one of them uses ``source:<name>``;
+public-key checks (Telnyx, GoHighLevel, JWT with a public key) need no secret.
 """
 
 from __future__ import annotations
@@ -14,9 +19,14 @@ import re
 import threading
 import time
 
+from typing import TYPE_CHECKING
+
 import keyring
 import keyring.errors
 from keyring.backends import fail, null
+
+if TYPE_CHECKING:
+    from connector.config import SourceConfig
 
 SERVICE = "callsync"
 log = logging.getLogger(__name__)
@@ -30,17 +40,41 @@ def source_user(name: str, previous: bool = False) -> str:
     return f"source:{name}:previous" if previous else f"source:{name}"
 
 
+def auth_user(name: str, previous: bool = False) -> str:
+    return f"source:{name}:auth:previous" if previous else f"source:{name}:auth"
+
+
+def previous_user(user: str) -> str:
+    return f"{user}:previous"
+
+
+def secret_users(source: SourceConfig) -> dict[str, str]:
+    """The keyring user holding each credential the source checks: ``{"signature": user,
+    "auth": user}``, only for the checks that need a secret."""
+    users: dict[str, str] = {}
+    if source.signature_needs_secret:
+        users["signature"] = source_user(source.name)
+    if source.auth_needs_secret:
+        both = source.signature_scheme is not None
+        users["auth"] = auth_user(source.name) if both else source_user(source.name)
+    return users
+
+
 def env_name(user: str) -> str:
     """The environment variable that holds the secret for keyring ``user``."""
     if user == "crm:ghl":
         return "CALLSYNC_GHL_TOKEN"
     if user == "admin:token":
         return "CALLSYNC_ADMIN_TOKEN"
+    if user == "store":  # the PostgreSQL store's password (server mode)
+        return "CALLSYNC_STORE_PASSWORD"
     parts = user.split(":")
     if parts[0] == "source" and len(parts) >= 2:
         name = _NON_ALNUM.sub("_", parts[1]).upper()
-        suffix = "_PREVIOUS" if parts[2:] == ["previous"] else ""
-        return f"CALLSYNC_SECRET_{name}{suffix}"
+        role = parts[2:3] == ["auth"]
+        rest = parts[3:] if role else parts[2:]
+        suffix = "_PREVIOUS" if rest == ["previous"] else ""
+        return f"CALLSYNC_{'AUTH' if role else 'SECRET'}_{name}{suffix}"
     return "CALLSYNC_" + _NON_ALNUM.sub("_", user).upper()
 
 
@@ -133,13 +167,13 @@ class _SecretCache:
         self._single[user] = (now, value)
         return value
 
-    def source_secrets(self, name: str) -> list[str]:
+    def values(self, user: str) -> list[str]:
         now = time.monotonic()
-        hit = self._values.get(name)
+        hit = self._values.get(user)
         if hit and now - hit[0] < self.ttl:
             return hit[1]
-        values = [s for s in (get_secret(source_user(name)), get_secret(source_user(name, True))) if s]
-        self._values[name] = (now, values)
+        values = [s for s in (get_secret(user), get_secret(previous_user(user))) if s]
+        self._values[user] = (now, values)
         return values
 
 
@@ -148,7 +182,13 @@ _cache = _SecretCache()
 
 def source_secrets(name: str) -> list[str]:
     """Current and previous secret of a source (either verifies), cached briefly."""
-    return _cache.source_secrets(name)
+    return _cache.values(source_user(name))
+
+
+def secret_values(user: str) -> list[str]:
+    """Current and previous value of any credential (``source:<name>``, ``source:<name>:auth``),
+    cached briefly: either verifies."""
+    return _cache.values(user)
 
 
 def cached_secret(user: str) -> str | None:

@@ -7,8 +7,9 @@ import json
 from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl
 
-from connector.formats import dialercx, standard, twilio, unlimcall
+from connector.formats import cloudevents, dialercx, generic, ghl, retell, standard, telnyx, twilio, unlimcall, vapi
 from connector.formats.fields import Delivery, text
+from connector.formats.generic import GenericMapping
 from connector.formats.storable import storable
 from connector.model import CallEvent, PayloadError
 
@@ -19,33 +20,62 @@ PARSERS: dict[str, Callable[[Mapping[str, Any], Delivery], CallEvent]] = {
     "dialercx": dialercx.parse,
     "twilio": twilio.parse,
     "standard": standard.parse,
+    "cloudevents": cloudevents.parse,
+    "telnyx": telnyx.parse,
+    "retell": retell.parse,
+    "vapi": vapi.parse,
+    "ghl": ghl.parse,
 }
-FORMATS = tuple(PARSERS)
+FORMATS = (*PARSERS, "generic")
 FORM_TYPE = "application/x-www-form-urlencoded"
 MESSAGE_ID_HEADERS = ("webhook-id", "svix-id")
 BODY_ID_KEYS = ("id", "event_id")
 
 
 def normalize(
-    body: bytes, content_type: str, headers: Mapping[str, str], *, format_hint: str = "auto"
+    body: bytes, content_type: str, headers: Mapping[str, str], *, format_hint: str = "auto",
+    mapping: GenericMapping | None = None,
 ) -> list[CallEvent]:
     """Parse one request body into events (one per object; a JSON array is a batch).
 
-    Raises PayloadError with a readable reason when the body cannot be understood or an
-    event's call id or dedupe key cannot be stored exactly (:mod:`connector.formats.storable`).
+    ``mapping`` is the field mapping of a ``generic`` source.  Raises PayloadError with a
+    readable reason when the body cannot be understood or an event's call id or dedupe key
+    cannot be stored exactly (:mod:`connector.formats.storable`).
     """
-    if format_hint != "auto" and format_hint not in PARSERS:
+    if format_hint != "auto" and format_hint not in FORMATS:
         raise ValueError(f"unknown format {format_hint!r}; expected auto or one of {', '.join(FORMATS)}")
+    if format_hint == "generic" and mapping is None:
+        raise ValueError("a generic source needs its field mapping")
     lowered = {str(key).lower(): str(value) for key, value in headers.items()}
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    if format_hint == "cloudevents":
+        return _cloudevents(body, content_type, lowered, digest)
     is_form, parsed = parse_body(body, content_type)
     batch = isinstance(parsed, list)
-    digest = "sha256:" + hashlib.sha256(body).hexdigest()
     header_id = next((text(lowered.get(name)) for name in MESSAGE_ID_HEADERS if text(lowered.get(name))), None)
     events = []
     for index, item in enumerate(parsed if batch else [parsed]):
         fmt = format_hint if format_hint != "auto" else detect_format(item, lowered, is_form=is_form)
-        events.append(storable(PARSERS[fmt](item, _delivery(item, header_id, digest, index if batch else None))))
+        delivery = _delivery(item, header_id, digest, index if batch else None)
+        if fmt == "generic":
+            events.append(storable(generic.parse(item, delivery, mapping)))  # type: ignore[arg-type]
+        else:
+            events.append(storable(PARSERS[fmt](item, delivery)))
     return events
+
+
+def _cloudevents(body: bytes, content_type: str, headers: Mapping[str, str], digest: str) -> list[CallEvent]:
+    """Structured, batch or binary CloudEvents (the mode from the media type)."""
+    if not body or not body.strip():
+        raise PayloadError("empty body")
+    media = (content_type or "").split(";")[0].strip().lower()
+    parsed: Any = None
+    if media in ("application/json", "text/json") or media.endswith("+json") or body.lstrip()[:1] in (b"{", b"["):
+        parsed = _parse_json(body)
+    items = cloudevents.events_of(body, content_type, headers, parsed)
+    batch = len(items) > 1 or media.startswith(cloudevents.BATCH)
+    return [storable(cloudevents.parse(item, Delivery(None, f"{digest}#{n}" if batch else digest)))
+            for n, item in enumerate(items)]
 
 
 def detect_format(item: Mapping[str, Any], headers: Mapping[str, str], *, is_form: bool = False) -> str:
@@ -54,6 +84,15 @@ def detect_format(item: Mapping[str, Any], headers: Mapping[str, str], *, is_for
     has_type_and_data = "type" in item and "data" in item
     if is_form or "CallSid" in item:
         return "twilio"
+    if "specversion" in item and "type" in item and "source" in item:
+        return "cloudevents"
+    message, data = item.get("message"), item.get("data")
+    if isinstance(message, dict) and "type" in message:
+        return "vapi"
+    if isinstance(data, dict) and "event_type" in data and "payload" in data:
+        return "telnyx"
+    if "event" in item and isinstance(item.get("call"), dict):
+        return "retell"
     if has_type_and_data and has_header_id:
         return "standard"
     if "event" in item:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from connector.model import (
     RINGING,
     TERMINAL_STATUSES,
     VOICEMAIL,
+    CALL_DETAIL_TYPES,
     CallEvent,
     PayloadError,
 )
@@ -54,6 +56,12 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "campaign": ("campaign", "campaign_name", "campaign_id", "campaignId"),
     "recording_url": ("recording_url", "recordingUrl", "RecordingUrl"),
     "answered_by": ("answered_by", "answeredBy", "AnsweredBy", "amd_result"),
+    "transcript": ("transcript", "transcript_text", "transcriptText"),
+    "transcript_url": ("transcript_url", "transcriptUrl"),
+    "summary": ("summary", "call_summary", "callSummary"),
+    "quality_score": ("quality_score", "qualityScore"),
+    "cost": ("cost", "call_cost", "callCost"),
+    "currency": ("currency", "cost_currency"),
 }
 PHONE_ALIASES = ("phone_number", "phoneNumber", "phone")
 STATUS_ALIASES = ("status", "call_status", "callStatus", "CallStatus", "state")
@@ -180,6 +188,45 @@ def to_iso(value: Any) -> str | None:
     return iso(moment) if moment else None
 
 
+def to_float(value: Any) -> float | None:
+    """A finite number from 4.5 or "4.50"; ``None`` otherwise."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value.strip()) if isinstance(value, str) else float(value) if isinstance(value, (int, float)) else None
+    except (ValueError, OverflowError):
+        return None
+    return number if number is not None and math.isfinite(number) else None
+
+
+def currency(value: Any) -> str | None:
+    word = text(value)
+    return word.upper() if word else None
+
+
+def is_url(value: Any) -> bool:
+    word = text(value)
+    return bool(word) and re.fullmatch(r"https?://\S+", word or "") is not None
+
+
+def analysis_text(results: Mapping[str, Any], limit: int = 2000) -> str | None:
+    """A sender's analysis results as one line, ``sentiment: Positive; successful: yes``
+    (empty values left out; nested values as compact JSON)."""
+    parts = []
+    for name, value in results.items():
+        if value is None or value == "" or value == {} or value == []:
+            continue
+        if isinstance(value, bool):
+            shown = "yes" if value else "no"
+        elif isinstance(value, (dict, list)):
+            shown = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+        else:
+            shown = str(value).strip()
+        parts.append(f"{name}: {shown}")
+    line = "; ".join(parts)
+    return (line[: limit - 1] + "…" if len(line) > limit else line) or None
+
+
 def direction(value: Any) -> str | None:
     """"inbound"/"outbound" from inbound, incoming, outbound-api, outbound-dial, outgoing ..."""
     word = (text(value) or "").lower()
@@ -223,6 +270,9 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
     "sip_code": to_int,
     "talk_seconds": to_seconds,
     "ring_seconds": to_seconds,
+    "quality_score": to_float,
+    "cost": to_float,
+    "currency": currency,
     **{name: to_iso for name in TIME_FIELDS},
 }
 
@@ -241,6 +291,8 @@ def call_values(data: Mapping[str, Any], *, default_direction: str | None = None
         if raw is not None and values[name] is None and name in TIME_FIELDS:
             unparsed[name] = raw
     values["direction"] = values["direction"] or default_direction
+    if values["transcript"] and not values["transcript_url"] and is_url(values["transcript"]):
+        values["transcript_url"], values["transcript"] = values["transcript"], None  # a link, not the text
     phone = text(pick(data, PHONE_ALIASES))
     slot = "from_number" if values["direction"] == "inbound" else "to_number"
     if phone and values[slot] is None:
@@ -337,7 +389,8 @@ def build_event(
         is_call = False
     elif call_id:
         is_call = True
-    elif kind in call_types or kind.startswith(CALL_PREFIXES) or any(values.get(f) is not None for f in CALL_EVIDENCE):
+    elif (kind in call_types or kind in CALL_DETAIL_TYPES or kind.startswith(CALL_PREFIXES)
+          or any(values.get(f) is not None for f in CALL_EVIDENCE)):
         raise PayloadError("call event without a call id")
     else:
         is_call = False

@@ -22,7 +22,7 @@ from connector.model import CallEvent, PayloadError
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 KEY_FIELDS = ("call_id", "dedupe_key")
-NUMBER_FIELDS = ("sequence", "sip_code", "talk_seconds", "ring_seconds")
+NUMBER_FIELDS = ("sequence", "sip_code", "talk_seconds", "ring_seconds", "quality_score", "cost")
 
 
 def encodable(text: str) -> bool:

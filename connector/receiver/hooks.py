@@ -1,7 +1,7 @@
 """The hooks listener: ``POST /hooks/<source>``.
 
 Checks run cheapest first: unknown source (404), size (413), media type (415),
-secret configured and signature (401), payload (400), then the event is handed
+IP allowlist (403), secrets configured, signature and auth method (401, ``verify.py``), payload (400), then the event is handed
 to the store writer and the response waits for the commit (2xx) or reports
 that nothing could be stored (503 + Retry-After, so the sender retries) - at the
 latest after ``[server] ack_timeout_seconds``: no request waits on storage without
@@ -24,9 +24,11 @@ from connector import formats
 from connector.config import Config, SourceConfig
 from connector.metrics import LatencyWindow
 from connector.model import CallEvent, PayloadError
-from connector.receiver.signatures import Unauthorized, verify_hmac, verify_standard, verify_twilio
+from connector.formats.generic import mapping_for
+from connector.receiver.signatures import Unauthorized
+from connector.receiver.verify import NoSecret, RequestParts, TestSigner, verify_request
 from connector.formats.storable import escape
-from connector.secrets import env_name, source_secrets, source_user
+from connector.secrets import env_name, secret_values
 from connector.store.faults import Unstorable
 from connector.store.writer import Incoming, StoreWriter
 
@@ -43,6 +45,11 @@ REDACTED_HEADERS = frozenset(
         "x-twilio-signature",
         "webhook-signature",
         "svix-signature",
+        "x-vapi-secret",
+        "x-retell-signature",
+        "telnyx-signature-ed25519",
+        "x-ghl-signature",
+        "x-wh-signature",
     }
 )
 
@@ -52,7 +59,7 @@ def is_json(content_type: str) -> bool:
 
 
 def redact(headers: dict[str, str], source: SourceConfig) -> dict[str, str]:
-    secret_names = REDACTED_HEADERS | {source.signature_header.lower()}
+    secret_names = REDACTED_HEADERS | {source.signature_header.lower(), source.api_key_header.lower()}
     return {escape(k): ("[redacted]" if k.lower() in secret_names else escape(v)) for k, v in headers.items()}
 
 
@@ -68,14 +75,15 @@ class HooksReceiver:
         writer: StoreWriter,
         *,
         latency: LatencyWindow | None = None,
-        secrets_for: Callable[[str], Sequence[str]] = source_secrets,
+        secrets_for: Callable[[str], Sequence[str]] = secret_values,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.writer = writer
         self.latency = latency or LatencyWindow()
-        self.secrets_for = secrets_for
+        self.secrets_for = secrets_for  # keyring user -> its current and previous value
         self.clock = clock
+        self.test_signer = TestSigner()  # signs the window's test events for public-key kinds
         self._warned_no_secret: set[str] = set()
 
     def make_app(self) -> web.Application:
@@ -119,30 +127,28 @@ class HooksReceiver:
             return self._reject(415, "unsupported_media_type",
                                 f"content type {escape(content_type)!r} is not JSON or a form", name)
 
-        secrets = self.secrets_for(name)
-        if not secrets:
+        try:
+            test_signed = verify_request(source, self.config.server, self._parts(request, body, form),
+                                         self.secrets_for, self.clock(), self.test_signer.public_key)
+        except NoSecret as exc:
             if name not in self._warned_no_secret:
                 self._warned_no_secret.add(name)
                 log.warning(
                     "source %r has no secret, every request is refused: run `callsync secret set %s` "
-                    "or set %s in the environment",
-                    name,
-                    source_user(name),
-                    env_name(source_user(name)),
+                    "or set %s in the environment", name, exc.user, env_name(exc.user),
                 )
-            return self._reject(401, "no_secret", "this source has no secret configured", name)
-        try:
-            self._verify(source, secrets, body, request, form)
+            return self._reject(401, "no_secret", exc.message, name)
         except Unauthorized as exc:
-            return self._reject(401, exc.reason, exc.message, name)
+            return self._reject(exc.status, exc.reason, exc.message, name)
 
         try:
-            events = formats.normalize(body, content_type, request.headers, format_hint=source.format)
+            events = formats.normalize(body, content_type, request.headers, format_hint=source.payload_format,
+                                       mapping=mapping_for(source.fields, source.status_map))
         except PayloadError as exc:
             return self._reject(400, "bad_payload", str(exc), name)
         if not events:
             return self._reject(400, "bad_payload", "the payload holds no event", name)
-        if request.headers.get(TEST_HEADER, "").strip() == "1":
+        if test_signed or request.headers.get(TEST_HEADER, "").strip() == "1":
             for ev in events:
                 ev.test = True
         return await self._store(name, events, body, content_type, redact(dict(request.headers), source))
@@ -173,15 +179,14 @@ class HooksReceiver:
         ids = [r.event_id for r in results if not r.duplicate]
         return _reply(200, status="stored", event_id=ids[0], event_ids=ids)
 
-    def _verify(
-        self, source: SourceConfig, secrets: Sequence[str], body: bytes, request: web.Request, form: bool
-    ) -> None:
-        now = self.clock()
-        if source.kind == "hmac":
-            verify_hmac(source, secrets, body, request.headers, now)
-        elif source.kind == "standard":
-            verify_standard(source, secrets, body, request.headers, now)
-        else:
-            public = self.config.server.public_url
-            url = public + request.path_qs if public else ""
-            verify_twilio(source, secrets, body, request.headers, url, form)
+    def _parts(self, request: web.Request, body: bytes, form: bool) -> RequestParts:
+        public = self.config.server.public_url
+        return RequestParts(
+            body=body,
+            headers=request.headers,
+            query=request.query,
+            url=public + request.path_qs if public else "",
+            is_form=form,
+            peer=request.remote,
+            forwarded_for=tuple(request.headers.getall("X-Forwarded-For", ())),
+        )

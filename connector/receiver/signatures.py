@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -23,10 +24,18 @@ from connector.config import SourceConfig
 class Unauthorized(Exception):
     """Rejected with 401; ``reason`` is the counter name, ``message`` goes into the response."""
 
+    status = 401
+
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+class Forbidden(Unauthorized):
+    """Rejected with 403: authentic or not, the request comes from an address the source refuses."""
+
+    status = 403
 
 
 def _check_timestamp(raw: str | None, tolerance: int, now: float, header: str) -> int:
@@ -150,3 +159,54 @@ def verify_twilio(
             if hmac.compare_digest(twilio_signature(secret, candidate, params), given):
                 return
     raise Unauthorized("bad_signature", "X-Twilio-Signature does not match")
+
+
+RETELL_HEADER = "x-retell-signature"
+RETELL_SIGNATURE = re.compile(r"v=(\d{1,20}),d=([0-9a-fA-F]{1,256})")
+
+
+def retell_signature(api_key: str, body: bytes, ms: int) -> str:
+    """``v=<ms>,d=<hex HMAC-SHA256(api key, body + "<ms>")>`` as Retell sends it."""
+    digest = hmac.new(api_key.encode(), body + str(ms).encode(), hashlib.sha256).hexdigest()
+    return f"v={ms},d={digest}"
+
+
+def verify_retell(
+    source: SourceConfig, secrets: Sequence[str], body: bytes, headers: Mapping[str, str], now: float
+) -> None:
+    """Retell AI: ``x-retell-signature: v=<unix ms>,d=<hex HMAC-SHA256>`` over the raw body
+    followed by the timestamp, keyed with the Retell API key; the timestamp within tolerance."""
+    given = (headers.get(RETELL_HEADER) or "").strip()
+    if not given:
+        raise Unauthorized("missing_signature", f"missing {RETELL_HEADER} header")
+    match = RETELL_SIGNATURE.fullmatch(given)
+    if not match:
+        raise Unauthorized("bad_signature", f"{RETELL_HEADER} is not v=<ms>,d=<hex>")
+    ms = int(match.group(1))
+    if abs(now - ms / 1000) > source.tolerance_seconds:
+        raise Unauthorized("stale_timestamp", f"{RETELL_HEADER} time is outside the {source.tolerance_seconds}s window")
+    digest = match.group(2).lower().encode()
+    matched = False
+    for secret in secrets:
+        expected = retell_signature(secret, body, ms).partition(",d=")[2].encode()
+        matched |= hmac.compare_digest(expected, digest)
+    if not matched:
+        raise Unauthorized("bad_signature", "x-retell-signature does not match")
+
+
+VAPI_SECRET_HEADER = "X-Vapi-Secret"
+
+
+def verify_vapi_secret(secrets: Sequence[str], headers: Mapping[str, str]) -> None:
+    """Vapi's server secret, sent as is in ``X-Vapi-Secret`` (compared in constant time)."""
+    given = headers.get(VAPI_SECRET_HEADER)
+    if not given:
+        raise Unauthorized("missing_signature", f"missing {VAPI_SECRET_HEADER} header")
+    matched = False
+    for secret in secrets:
+        try:
+            matched |= hmac.compare_digest(given.strip().encode(), secret.encode())
+        except UnicodeEncodeError:
+            continue
+    if not matched:
+        raise Unauthorized("bad_signature", f"{VAPI_SECRET_HEADER} does not match")

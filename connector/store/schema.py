@@ -40,7 +40,18 @@ CALL_COLUMNS_V1 = {
     "first_received_at": float,
     "updated_at": float,
 }
-CALL_COLUMNS = CALL_COLUMNS_V1 | {"test": int}  # test: 0/1, added by _v5_test_calls
+# Added by _v6_call_details: what AI voice-agent platforms report about a call.
+CALL_DETAIL_COLUMNS = {
+    "transcript": str,
+    "transcript_url": str,
+    "summary": str,
+    "quality_score": float,
+    "cost": float,
+    "currency": str,
+    "analysis": str,
+    "sender_outcome": str,
+}
+CALL_COLUMNS = CALL_COLUMNS_V1 | {"test": int} | CALL_DETAIL_COLUMNS  # test: 0/1, added by _v5_test_calls
 
 
 EVENT_COLUMNS = {
@@ -167,8 +178,16 @@ def _v5_test_calls(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE calls ADD COLUMN test INTEGER NOT NULL DEFAULT 0")
 
 
+def _v6_call_details(db: sqlite_utils.Database) -> None:
+    # Transcript (text or link), summary, quality score, cost and currency, analysis results and an
+    # outcome the sender declared; older calls keep NULL (their events are refolded when they get more).
+    sql_types = {str: "TEXT", float: "FLOAT"}
+    for name, kind in CALL_DETAIL_COLUMNS.items():
+        db.execute(f"ALTER TABLE calls ADD COLUMN {name} {sql_types[kind]}")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _v1_receiver, _v2_sync, _v3_event_lookups, _v4_contact_order, _v5_test_calls,
+    _v1_receiver, _v2_sync, _v3_event_lookups, _v4_contact_order, _v5_test_calls, _v6_call_details,
 ]
 
 

@@ -68,8 +68,11 @@ def note_body(call: CallRecord, marker: str) -> str:
         ("SIP", str(call.sip_code) if call.sip_code else None),
         ("Ended", call.ended_at),
         ("Recording", call.recording_url),
+        ("Transcript", call.transcript_url),
     ]
     lines += [f"{label}: {value}" for label, value in details if value]
+    if call.summary:
+        lines.append(f"Summary: {call.summary}")
     lines.append(marker)
     return "\n".join(lines)
 
