@@ -29,6 +29,7 @@ from connector.version import VERSION
 log = logging.getLogger("callsync")
 
 SERVER_COMMANDS = ("serve", "gui")
+STORE_COMMANDS = ("serve", "gui", "replay", "dead", "doctor", "export", "store")  # accept --store-url
 LOG_FORMATS = ("text", "json")
 SECRET_ACTIONS = ("set", "delete", "status")
 
@@ -61,6 +62,13 @@ def _common_options(p: argparse.ArgumentParser, *, server: bool, default: object
                        help="text (default) or json: one JSON object per line for log collectors")
 
 
+def _store_option(p: argparse.ArgumentParser, default: object) -> None:
+    p.add_argument("--store-url", default=default, metavar="URL",
+                   help="use the PostgreSQL store at this URL (postgresql://user@host/db; overrides [store] url "
+                        "and CALLSYNC_STORE_URL; the password comes from `callsync secret set store` or "
+                        "CALLSYNC_STORE_PASSWORD). Without one: the SQLite file in the data dir")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callsync",
@@ -69,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Server options (--data-dir, --host, --port, --admin-port) may come before or after the command.",
     )
     _common_options(parser, server=True, default=None)
+    _store_option(parser, None)
     parser.add_argument("--version", action="version", version=f"callsync {VERSION}",
                         help="print the version and exit")
     parser.add_argument("--self-test", action="store_true",
@@ -82,10 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
                                        "in the foreground until Ctrl-C / SIGTERM. Creates the data dir and a "
                                        "commented config.toml on first start.")
     _common_options(serve, server=True, default=suppress)
+    _store_option(serve, suppress)
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="N receiver processes on one port, each with a CRM sync worker (PostgreSQL store only)")
     gui = sub.add_parser("gui", help="open the status window (the default command)",
                          description="The status window, running the receiver and the sync worker "
                                      "in the same process.")
     _common_options(gui, server=True, default=suppress)
+    _store_option(gui, suppress)
 
     check = sub.add_parser("check-crm", help="verify the GoHighLevel token and location",
                            description="GET /locations/{id} with the configured token and say what happened: "
@@ -97,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Put jobs back in the outbox; a running callsync picks them up "
                                         "within seconds. Works while callsync runs.")
     _common_options(replay, server=False, default=suppress)
+    _store_option(replay, suppress)
     what = replay.add_mutually_exclusive_group(required=True)
     what.add_argument("--dead", action="store_true", help="every dead letter")
     what.add_argument("--call", metavar="SOURCE/CALL_ID", help="one call, e.g. dialer/abc-123")
@@ -106,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     dead = sub.add_parser("dead", help="list dead letters with their last error",
                           description="Jobs that ran out of retries or failed for good, newest first.")
     _common_options(dead, server=False, default=suppress)
+    _store_option(dead, suppress)
     dead.add_argument("--json", action="store_true", help="machine-readable output")
 
     doctor = sub.add_parser("doctor", help="check everything a support call would, with a fix for each failure",
@@ -113,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "CRM token, public URL and clock. Works with callsync stopped or "
                                         "running; exit 0 only when every check passes.")
     _common_options(doctor, server=False, default=suppress)
+    _store_option(doctor, suppress)
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
 
     export = sub.add_parser("export", help="write calls or events to a CSV or JSON Lines file",
@@ -120,11 +136,21 @@ def build_parser() -> argparse.ArgumentParser:
                                         "--since/--until filter on the time they were received. "
                                         "Works while callsync runs.")
     _common_options(export, server=False, default=suppress)
+    _store_option(export, suppress)
     export.add_argument("what", choices=("calls", "events"), help="calls (one row per call) or events")
     export.add_argument("--since", metavar="ISO8601", help="received at or after this time")
     export.add_argument("--until", metavar="ISO8601", help="received before this time")
     export.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="csv (default) or jsonl")
     export.add_argument("--out", type=Path, required=True, metavar="FILE", help="the file to write")
+
+    store = sub.add_parser("store", help="store tools: copy the desktop store into PostgreSQL",
+                           description="copy: move this data dir's store (every event, call, job, dead letter, "
+                                       "contact and counter) into an empty PostgreSQL database, creating the "
+                                       "schema; run it with callsync stopped. Prints the rows per table and "
+                                       "checksums computed on both sides.")
+    _common_options(store, server=False, default=suppress)
+    store.add_argument("action", choices=("copy",), help="copy")
+    store.add_argument("--to", metavar="URL", help="postgresql://user@host/db (default: the store URL in force)")
 
     secret = sub.add_parser(
         "secret", help="store, remove or check secrets (OS keyring or environment)",
@@ -146,6 +172,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         for option in ("host", "port", "admin_port", "log_format"):
             if getattr(args, option, None) is not None:
                 parser.error(f"--{option.replace('_', '-')} applies to serve and gui only, not {args.command}")
+    if args.command not in STORE_COMMANDS and getattr(args, "store_url", None) is not None:
+        parser.error(f"--store-url does not apply to {args.command}")
     return args
 
 
@@ -154,7 +182,10 @@ def data_dir(args: argparse.Namespace) -> Path:
 
 
 def load(args: argparse.Namespace, *, create: bool) -> Config:
+    from connector.store_url import chosen_url
+
     config = load_config(data_dir(args), create=create)
+    config.store.url = chosen_url(config.store.url, getattr(args, "store_url", None))
     return apply_overrides(config, host=args.host, port=args.port, admin_port=args.admin_port)
 
 
@@ -223,9 +254,16 @@ def run(args: argparse.Namespace) -> int:
             return doctor.run(config, as_json=args.json)
         if command == "export":
             return export_command(config, args)
+        if command == "store":
+            from connector.cli_server import store_copy_command
+
+            return store_copy_command(config, args)
     except sqlite3.Error as exc:
         raise StartupError(f"cannot open the store {config.db_path}: {exc}") from exc
     if command == "serve":
+        from connector.cli_server import check_workers
+
+        check_workers(config, args.workers)
         return asyncio.run(serve(config))
     from gui.main import run_gui
 

@@ -21,6 +21,7 @@ import platformdirs
 from connector.startup import StartupError
 
 if TYPE_CHECKING:
+    from connector.store.db import StoreTarget
     from connector.sync.settings import GhlSettings
 
 APP_NAME = "callsync"
@@ -181,6 +182,11 @@ class RetentionConfig:
 
 
 @dataclass(slots=True)
+class StoreConfig:
+    url: str = ""  # postgresql://user@host/db (server mode; no password here); "" = DATA_DIR/callsync.db
+
+
+@dataclass(slots=True)
 class Config:
     data_dir: Path
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -188,10 +194,22 @@ class Config:
     raw: dict[str, Any] = field(default_factory=dict)
     ghl: GhlSettings = field(default_factory=lambda: _parse_ghl({}))
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / DB_NAME
+
+    @property
+    def store_target(self) -> StoreTarget:
+        """The store in force: PostgreSQL when a store URL is set (password looked up now: keyring user
+        ``store`` or the environment), else the SQLite file in the data dir."""
+        from connector.store.db import StoreTarget
+        from connector.store_url import connection_url
+
+        if self.store.url:
+            return StoreTarget.postgres(connection_url(self.store.url))
+        return StoreTarget.sqlite(self.db_path)
 
     @property
     def config_path(self) -> Path:
@@ -289,7 +307,16 @@ def parse_server(table: dict[str, Any]) -> ServerConfig:
     return server
 
 
-TOP_LEVEL_KEYS = ("server", "sources", "crm", "rules", "retention")
+TOP_LEVEL_KEYS = ("server", "sources", "crm", "rules", "retention", "store")
+
+
+def parse_store(table: Any) -> StoreConfig:
+    from connector.store_url import check_url
+
+    if not isinstance(table, dict):
+        raise ConfigError("store must be a table ([store])")
+    check_keys(table, StoreConfig.__dataclass_fields__, "[store]")
+    return StoreConfig(url=check_url(_typed(table, "url", str, "store", ""), "store.url"))
 
 
 def parse_retention(table: Any) -> RetentionConfig:
@@ -322,7 +349,7 @@ def parse_config(data: dict[str, Any], data_dir: Path) -> Config:
         raise ConfigError("crm must be a table of tables ([crm.ghl])")
     check_keys(crm, CRM_KEYS, "[crm]")
     return Config(data_dir=data_dir, server=server, sources=sources, raw=data, ghl=_parse_ghl(data),
-                  retention=parse_retention(data.get("retention", {})))
+                  retention=parse_retention(data.get("retention", {})), store=parse_store(data.get("store", {})))
 
 
 def ensure_data_dir(data_dir: Path) -> None:
