@@ -57,7 +57,8 @@ def normalize(
     for index, item in enumerate(parsed if batch else [parsed]):
         fmt = format_hint if format_hint != "auto" else detect_format(item, lowered, is_form=is_form)
         delivery = _delivery(item, header_id, digest, index if batch else None)
-        if fmt == "generic":
+        if fmt == "generic":  # its event id is the mapped path only, never a guessed "id" key
+            delivery = _delivery({}, header_id, digest, index if batch else None)
             events.append(storable(generic.parse(item, delivery, mapping)))  # type: ignore[arg-type]
         else:
             events.append(storable(PARSERS[fmt](item, delivery)))

@@ -26,7 +26,7 @@ from connector.metrics import LatencyWindow
 from connector.model import CallEvent, PayloadError
 from connector.formats.generic import mapping_for
 from connector.receiver.signatures import Unauthorized
-from connector.receiver.verify import NoSecret, RequestParts, TestSigner, verify_request
+from connector.receiver.verify import NoSecret, RequestParts, SelfSigner, verify_request
 from connector.formats.storable import escape
 from connector.secrets import env_name, secret_values
 from connector.store.faults import Unstorable
@@ -83,7 +83,7 @@ class HooksReceiver:
         self.latency = latency or LatencyWindow()
         self.secrets_for = secrets_for  # keyring user -> its current and previous value
         self.clock = clock
-        self.test_signer = TestSigner()  # signs the window's test events for public-key kinds
+        self.test_signer = SelfSigner()  # signs the window's test events for public-key kinds
         self._warned_no_secret: set[str] = set()
 
     def make_app(self) -> web.Application:

@@ -8,7 +8,7 @@ becomes a 401: a forged or mangled request never turns into a 5xx the sender wou
 
 The window's "Send test event" must work for public-key kinds too, but callsync does not hold
 Telnyx's or GoHighLevel's private keys.  The receiver therefore makes its own Ed25519 key at
-start-up (:class:`TestSigner`, memory only, never written anywhere); a request signed with it
+start-up (:class:`SelfSigner`, memory only, never written anywhere); a request signed with it
 verifies and is always stored as a test event: never synced to the CRM.
 """
 
@@ -45,7 +45,7 @@ class NoSecret(Unauthorized):
         self.user = user
 
 
-class TestSigner:
+class SelfSigner:
     """The receiver's own Ed25519 key for signed test events (memory only)."""
 
     def __init__(self) -> None:
