@@ -28,12 +28,11 @@ from connector.prom import PromMetrics
 from connector.startup import DataDirLock, StartupError, listen_error
 from connector.receiver.hooks import HooksReceiver
 from connector.receiver.listener import HooksListener
-from connector.store import reader as q
-from connector.store import retention
+from connector.store import jobs, retention, stats
 from connector.store.health import StorageProbe
+from connector.store.migrations import SchemaTooNew
 from connector.store.reader import StoreReader
 from connector.store.writer import StoreWriter
-from connector.sync import queries as sq
 from connector.sync.admin_routes import ADMIN_TOKEN_USER, add_sync_routes
 from connector.sync.worker import SyncWorker
 
@@ -73,8 +72,9 @@ class Service:
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
-        self.writer = StoreWriter(str(config.db_path))
-        self.reader = StoreReader(str(config.db_path))
+        self.target = config.store_target()
+        self.writer = StoreWriter(self.target)
+        self.reader = StoreReader(self.target)
         self.prom = PromMetrics()
         self.latency = LatencyWindow(on_observe=self.prom.observe_ack_ms)
         self.receiver = HooksReceiver(config, self.writer, latency=self.latency, clock=clock)
@@ -84,8 +84,7 @@ class Service:
         self.worker = SyncWorker(self.writer, self.reader, self.ghl, clock=clock)
         self.worker.attempt_observers.append(self.prom.observe_crm)
         self.worker.completion_observers.append(self.prom.observe_sync_seconds)
-        self.writer.hooks.append(self.worker.hook)
-        self.writer.after_commit.append(self.worker.after_commit)
+        self.writer.on_jobs_queued.append(self.worker.notify)
         add_sync_routes(self.admin.app, self)
         self.retention = Retention(self.writer, config.retention.raw_payload_days, clock=clock)
         self.background: list[Any] = [self.worker, self.retention]  # objects with async start()/stop()
@@ -95,6 +94,7 @@ class Service:
         self.started_at: float | None = None
         self.lock = DataDirLock(config.data_dir)
         self.hooks_listener: HooksListener | None = None
+        self.reuse_port = False  # serve --workers: several processes share the hooks port (SO_REUSEPORT)
         self.probe = StorageProbe(str(config.db_path), lock_is_ours=self._writer_committed_recently)
 
     async def start(self) -> None:
@@ -110,15 +110,15 @@ class Service:
         self.lock.acquire()  # a second callsync on this data dir stops here, naming the first
         try:
             self.writer.start()
-        except sqlite3.Error as exc:
-            raise StartupError(f"cannot open the store {self.config.db_path}: {exc}") from exc
+        except (sqlite3.Error, SchemaTooNew) as exc:
+            raise StartupError(f"cannot open the store {self.target.describe()}: {exc}") from exc
         except OSError as exc:
-            raise StartupError(f"cannot open the store {self.config.db_path}: {exc.strerror or exc}") from exc
+            raise StartupError(f"cannot open the store {self.target.describe()}: {exc.strerror or exc}") from exc
         ensure_admin_token()
         srv = self.config.server
         self.hooks_listener = HooksListener(
             self.receiver.make_app(), srv.host, srv.port, header_timeout=srv.header_timeout_seconds,
-            idle_timeout=srv.idle_timeout_seconds, max_connections=srv.max_connections)
+            idle_timeout=srv.idle_timeout_seconds, max_connections=srv.max_connections, reuse_port=self.reuse_port)
         try:
             self.hooks_port = await self.hooks_listener.start()
         except OSError as exc:
@@ -194,8 +194,8 @@ class Service:
     async def metrics(self) -> dict[str, Any]:
         now = self.clock()
         since = int((now - 24 * 3600) // 3600 * 3600)
-        totals = await self.reader.run(q.counter_totals)
-        hours = await self.reader.run(q.counters_by_hour, since)
+        totals = await self.reader.run(stats.totals)
+        hours = await self.reader.run(stats.by_hour, since)
         result: dict[str, Any] = summarize_counters(totals)
         result["queue_depth"] = self.writer.depth
         result["ack_latency_ms"] = self.latency.summary()
@@ -210,6 +210,6 @@ class Service:
         return result
 
     async def _sync_metrics(self) -> dict[str, Any]:
-        result = await self.reader.run(sq.sync_metrics, self.clock())
+        result = await self.reader.run(jobs.sync_metrics, self.clock())
         result["crm"] = self.worker.state()
         return result

@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     _store_option(serve, suppress)
     serve.add_argument("--workers", type=int, default=1, metavar="N",
                        help="N receiver processes on one port, each with a CRM sync worker (PostgreSQL store only)")
+    serve.add_argument("--worker", metavar="I/N", help=argparse.SUPPRESS)  # a child of serve --workers N
     gui = sub.add_parser("gui", help="open the status window (the default command)",
                          description="The status window, running the receiver and the sync worker "
                                      "in the same process.")
@@ -264,6 +265,15 @@ def run(args: argparse.Namespace) -> int:
         from connector.cli_server import check_workers
 
         check_workers(config, args.workers)
+        if args.worker:
+            from connector.workers import serve_worker
+
+            index, _, total = args.worker.partition("/")
+            return asyncio.run(serve_worker(config, int(index), int(total)))
+        if args.workers > 1:
+            from connector.workers import run_supervisor
+
+            return run_supervisor(config, args.workers, args)
         return asyncio.run(serve(config))
     from gui.main import run_gui
 

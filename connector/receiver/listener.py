@@ -98,8 +98,10 @@ class HooksListener:
     """Serves ``app`` on ``host:port`` with the limits above; ``start()`` returns the bound port."""
 
     def __init__(self, app: web.Application, host: str, port: int, *, header_timeout: float = 10.0,
-                 idle_timeout: float = 30.0, max_connections: int = 256, backlog: int = 128) -> None:
+                 idle_timeout: float = 30.0, max_connections: int = 256, backlog: int = 128,
+                 reuse_port: bool = False) -> None:
         self.app, self.host, self.port = app, host, port
+        self.reuse_port = reuse_port  # several processes on one port (serve --workers): the kernel spreads connections
         self.header_timeout, self.idle_timeout = header_timeout, idle_timeout
         self.max_connections, self.backlog = max_connections, backlog
         self.open_connections = 0
@@ -120,6 +122,8 @@ class HooksListener:
         sock = socket.socket(family, kind, proto)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self.reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)

@@ -38,6 +38,10 @@ def storage_failure(exc: BaseException) -> bool:
     """True when ``exc`` is about the storage (every item would fail), not about one item."""
     if isinstance(exc, (StorageUnavailable, MemoryError, OSError)):
         return True
+    if _from_postgres(exc):
+        from connector.store import postgres
+
+        return postgres.storage_failure(exc)
     if isinstance(exc, sqlite3.Error):
         code = getattr(exc, "sqlite_errorcode", None)
         if code is None:  # raised by the sqlite3 module itself, e.g. on a closed connection
@@ -48,7 +52,16 @@ def storage_failure(exc: BaseException) -> bool:
 
 def permanent(exc: BaseException) -> bool:
     """True when a value of the item itself cannot be encoded for SQLite (retrying cannot help)."""
+    if _from_postgres(exc):
+        from connector.store import postgres
+
+        return postgres.permanent(exc)
     return isinstance(exc, (UnicodeError, OverflowError, sqlite3.DataError))
+
+
+def _from_postgres(exc: BaseException) -> bool:
+    """A psycopg error (the driver is imported only in server mode)."""
+    return type(exc).__module__.split(".")[0] == "psycopg"
 
 
 def describe(exc: BaseException) -> str:

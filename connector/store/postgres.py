@@ -127,3 +127,26 @@ class PgDb(Db):
 
 def open_postgres(url: str, *, readonly: bool = False) -> PgDb:
     return PgDb(url, readonly=readonly)
+
+
+# SQLSTATE classes that say "the storage", not "this row": connection exception, transaction rollback
+# (deadlock, serialization failure: try again), lock not available, insufficient resources (disk
+# full, out of memory, too many connections), operator intervention (shutdown, cancel), system
+# error (I/O), internal error.
+STORAGE_CLASSES = frozenset({"08", "40", "53", "55", "57", "58", "XX"})
+READ_ONLY_TRANSACTION = "25006"  # a standby, or a database set read-only
+
+
+def storage_failure(exc: BaseException) -> bool:
+    """True when a psycopg error is about the storage (every item would fail the same way now)."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    if not sqlstate:  # raised by the driver itself: no connection, connection lost or closed
+        return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+    return sqlstate == READ_ONLY_TRANSACTION or sqlstate[:2] in STORAGE_CLASSES
+
+
+def permanent(exc: BaseException) -> bool:
+    """True when a value of the item cannot be stored as it is (data exception, e.g. a NUL character
+    in text, which PostgreSQL refuses): retrying cannot help."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(exc, psycopg.DataError) and (sqlstate is None or sqlstate.startswith("22"))
