@@ -170,7 +170,8 @@ class Dashboard(QWidget):
         self.tiles["dead"].set(fmt_count(dead), "need a replay" if dead else "none", "error" if dead else None)
         self.tiles["p95"].set(fmt_ms(latency.get("p95")), f"P50 {fmt_ms(latency.get('p50'))} · receipt → CRM")
         pending = m.get("pending", 0)
-        self.tiles["queue"].set(fmt_count(m.get("queue_depth")), f"{fmt_count(pending)} calls waiting for the CRM")
+        self.tiles["queue"].set(fmt_count(m.get("queue_depth")),
+                                f"{fmt_count(pending)} {'call' if pending == 1 else 'calls'} waiting for the CRM")
         oldest = m.get("oldest_pending_age_seconds") or 0
         self.tiles["oldest"].set(fmt_age(oldest), "waiting longest" if oldest else "nothing waiting",
                                  "warn" if oldest >= 600 else None)
