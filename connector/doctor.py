@@ -57,14 +57,16 @@ def check_secrets(config: Config) -> list[Item]:
     from connector.cli_tools import required_secrets
 
     items = []
+    keyring_ok, _ = secrets.keyring_usable()
     for user, required in required_secrets(config):
         _, where = secrets.lookup(user)
         env = secrets.env_name(user)
         if where in ("keyring", "environment"):
             items.append(Item(f"secret {user}", True, f"found in the {where}" + (f" ({env})" if where == "environment" else "")))
         elif required:
-            items.append(Item(f"secret {user}", False, where,
-                              fix=f"run `callsync secret set {user}` or set {env} in the environment"))
+            fix = (f"run `callsync secret set {user}` or set {env} in the environment" if keyring_ok
+                   else f"set {env} in the environment callsync starts with (there is no OS keyring here)")
+            items.append(Item(f"secret {user}", False, where, fix=fix))
     return items
 
 
