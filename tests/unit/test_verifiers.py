@@ -251,3 +251,13 @@ def test_junk_is_always_refused_never_an_exception(name, headers, body, query, p
         assert exc.status in (401, 403) and exc.reason
     else:
         pytest.fail(f"junk verified for {name}: {headers} {query}")  # no generated value is the secret
+
+
+def test_whatever_a_verifier_raises_is_a_refusal(monkeypatch):
+    from connector.receiver import verify
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("library bug")
+
+    monkeypatch.setattr(verify, "verify_retell", broken)
+    refused("bad_signature", "retell", retell_headers(SECRET, BODY, at=NOW))
