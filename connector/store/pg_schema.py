@@ -165,7 +165,35 @@ ALTER TABLE calls ADD COLUMN analysis TEXT;
 ALTER TABLE calls ADD COLUMN sender_outcome TEXT;
 """
 
-MIGRATIONS: list[str] = [V1_RECEIVER, V2_SYNC, V3_EVENT_LOOKUPS, V4_CONTACT_ORDER, V5_TEST_CALLS, V6_CALL_DETAILS]
+V7_AUTOMATIONS = """
+CREATE TABLE alerts (
+    id TEXT PRIMARY KEY,
+    recipe TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    level TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    message TEXT NOT NULL,
+    fields_json TEXT,
+    evidence_json TEXT,
+    event_id BIGINT,
+    acknowledged_at DOUBLE PRECISION
+);
+CREATE INDEX alerts_created ON alerts (created_at);
+CREATE TABLE automation_state (
+    recipe TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    level TEXT NOT NULL,
+    armed BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    updated_at DOUBLE PRECISION,
+    PRIMARY KEY (recipe, subject, level)
+);
+ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'crm';
+CREATE INDEX jobs_alert_due ON jobs (status, next_attempt_at) WHERE kind <> 'crm';
+"""
+
+MIGRATIONS: list[str] = [V1_RECEIVER, V2_SYNC, V3_EVENT_LOOKUPS, V4_CONTACT_ORDER, V5_TEST_CALLS, V6_CALL_DETAILS,
+                         V7_AUTOMATIONS]
 
 
 class SchemaTooNew(Exception):

@@ -186,8 +186,27 @@ def _v6_call_details(db: sqlite_utils.Database) -> None:
         db.execute(f"ALTER TABLE calls ADD COLUMN {name} {sql_types[kind]}")
 
 
+def _v7_automations(db: sqlite_utils.Database) -> None:
+    # Alerts raised by the automations (connector/automations): one row per crossing, under its stable id.
+    db.execute(
+        "CREATE TABLE alerts (id TEXT PRIMARY KEY, recipe TEXT NOT NULL, subject TEXT NOT NULL, level TEXT NOT NULL, "
+        "created_at FLOAT NOT NULL, message TEXT NOT NULL, fields_json TEXT, evidence_json TEXT, event_id INTEGER, "
+        "acknowledged_at FLOAT)"
+    )
+    db.execute("CREATE INDEX alerts_created ON alerts(created_at)")
+    # Each threshold's armed/tripped state and its crossing count (which names the next alert).
+    db.execute(
+        "CREATE TABLE automation_state (recipe TEXT NOT NULL, subject TEXT NOT NULL, level TEXT NOT NULL, "
+        "armed INTEGER NOT NULL, seq INTEGER NOT NULL, updated_at FLOAT, PRIMARY KEY (recipe, subject, level))"
+    )
+    # Outbox job kinds: 'crm' (a call for the CRM), 'action', 'notify', 'webhook' (an alert for a sink).
+    db.execute("ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'crm'")
+    db.execute("CREATE INDEX jobs_alert_due ON jobs(status, next_attempt_at) WHERE kind <> 'crm'")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_receiver, _v2_sync, _v3_event_lookups, _v4_contact_order, _v5_test_calls, _v6_call_details,
+    _v7_automations,
 ]
 
 
