@@ -23,7 +23,7 @@ from connector.config import DEFAULT_CONFIG, ConfigError, SourceConfig, parse_co
 from connector.sync.settings import Rule
 
 # Keys a [sources.<name>] table may hold; those the new settings do not write are removed.
-SOURCE_KEYS = ("kind", "signature_header", "signature_encoding", "timestamp_header", "tolerance_seconds", "format")
+SOURCE_KEYS = tuple(key for key in SourceConfig.__dataclass_fields__ if key != "name")  # managed by the window
 RULE_DEFAULTS = Rule()
 
 

@@ -174,3 +174,20 @@ def test_payload_format_follows_the_kind():
     assert SourceConfig("s", kind="retell").payload_format == "retell"
     assert SourceConfig("s", kind="hmac", format="dialercx").payload_format == "dialercx"
     assert SourceConfig("s", kind="generic").payload_format == "generic"
+
+
+def test_the_window_writes_every_kind_back_and_drops_keys_it_turned_off(tmp_path):
+    from connector import config_edit
+    from connector.config import load_config
+
+    path = tmp_path / "config.toml"
+    path.write_text("# my dialers\n[server]\nport = 8787\n")
+    generic = parse_source("crm", {"kind": "generic", "auth": "basic", "basic_user": "dialer",
+                                   "ip_allowlist": ["203.0.113.0/24"], "fields": GENERIC_FIELDS,
+                                   "status_map": {"no-answer": "no_answer"}})
+    config_edit.set_source(path, generic)
+    assert load_config(tmp_path).sources["crm"] == generic
+    plain = parse_source("crm", {"kind": "generic", "signature": "hmac", "fields": GENERIC_FIELDS})
+    config_edit.set_source(path, plain)  # auth, basic_user, allowlist and status_map switched off
+    assert load_config(tmp_path).sources["crm"] == plain
+    assert "# my dialers" in path.read_text()
