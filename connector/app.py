@@ -11,7 +11,7 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from secrets import token_urlsafe
@@ -35,6 +35,8 @@ from connector.store.reader import StoreReader
 from connector.store.writer import StoreWriter
 from connector.sync.admin_routes import ADMIN_TOKEN_USER, add_sync_routes
 from connector.sync.worker import SyncWorker
+from connector.tunnel.admin_routes import add_tunnel_routes
+from connector.tunnel.manager import ProviderFactory, Tunnel
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +71,19 @@ def summarize_counters(totals: dict[str, int]) -> dict[str, Any]:
 
 
 class Service:
-    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: Config, *, clock: Callable[[], float] = time.time,
+                 tunnel_providers: Mapping[str, ProviderFactory] | None = None) -> None:
         self.config = config
         self.clock = clock
-        self.target = config.store_target()
+        self.target = config.store_target
         self.writer = StoreWriter(self.target)
         self.reader = StoreReader(self.target)
         self.prom = PromMetrics()
         self.latency = LatencyWindow(on_observe=self.prom.observe_ack_ms)
-        self.receiver = HooksReceiver(config, self.writer, latency=self.latency, clock=clock)
+        self.receiver = HooksReceiver(config, self.writer, latency=self.latency, clock=clock,
+                                      public_url=self.public_url)
+        self.tunnel = Tunnel(config.tunnel, config.data_dir, providers=tunnel_providers,
+                             sources=lambda: list(self.config.sources))
         self.admin = AdminApi(self)
         self.metric_providers: list[MetricsProvider] = [self._sync_metrics]
         self.ghl = config.ghl  # validated when the config was loaded
@@ -86,6 +92,7 @@ class Service:
         self.worker.completion_observers.append(self.prom.observe_sync_seconds)
         self.writer.on_jobs_queued.append(self.worker.notify)
         add_sync_routes(self.admin.app, self)
+        add_tunnel_routes(self.admin.app, self)
         self.retention = Retention(self.writer, config.retention.raw_payload_days, clock=clock)
         self.background: list[Any] = [self.worker, self.retention]  # objects with async start()/stop()
         self._runners: list[web.AppRunner] = []
@@ -127,6 +134,7 @@ class Service:
                                              ("admin", "admin_port", "--admin-port"))
         for part in self.background:
             await part.start()
+        await self.tunnel.start(self.tunnel_target)  # in the background: never delays or stops the receiver
         self.started_at = self.clock()
         log.info(
             "callsync listening: hooks http://%s:%s/hooks/<source>, admin http://127.0.0.1:%s",
@@ -147,6 +155,7 @@ class Service:
         return runner.addresses[0][1]
 
     async def stop(self) -> None:
+        await self.tunnel.stop()
         for part in reversed(self.background):
             try:
                 await part.stop()
@@ -169,6 +178,18 @@ class Service:
     @property
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def tunnel_target(self) -> str:
+        """Where the tunnel forwards: the hooks listener (never the admin port), by a loopback address
+        when it listens on every interface."""
+        host = self.config.server.host
+        host = "127.0.0.1" if host in ("", "0.0.0.0") else "[::1]" if host == "::" else host
+        return f"[{host}]:{self.hooks_port}" if ":" in host and not host.startswith("[") else f"{host}:{self.hooks_port}"
+
+    def public_url(self) -> str:
+        """The URL senders call (Twilio signs it): ``[server] public_url``, else the tunnel's, else ""."""
+        return self.config.server.public_url or self.tunnel.public_url or ""
 
     def _writer_committed_recently(self) -> bool:
         last = self.writer.last_commit_at

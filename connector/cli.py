@@ -23,6 +23,7 @@ from connector.cli_tools import (
     replay_command,
     secret_command,
 )
+from connector.cli_status import tunnel_printer, tunnel_provider
 from connector.startup import StartupError
 from connector.version import VERSION
 
@@ -95,11 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, metavar="N",
                        help="N receiver processes on one port, each with a CRM sync worker (PostgreSQL store only)")
     serve.add_argument("--worker", metavar="I/N", help=argparse.SUPPRESS)  # a child of serve --workers N
+    serve.add_argument("--tunnel", nargs="?", const="", type=tunnel_provider, metavar="PROVIDER",
+                       help="open the public HTTPS URL ([tunnel], remembered in config.toml like the window's "
+                            "switch): the configured provider, else ngrok; or name one: ngrok | cloudflared")
     gui = sub.add_parser("gui", help="open the status window (the default command)",
                          description="The status window, running the receiver and the sync worker "
                                      "in the same process.")
     _common_options(gui, server=True, default=suppress)
     _store_option(gui, suppress)
+
+    status = sub.add_parser("status", help="is callsync running: its health and its tunnel",
+                            description="Ask the running callsync (its admin API on [server] admin_port) for its "
+                                        "health and its tunnel: state and public URL. Exit 0 when running and "
+                                        "healthy, 1 when running with a problem, 3 when not running.")
+    _common_options(status, server=False, default=suppress)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
 
     check = sub.add_parser("check-crm", help="verify the GoHighLevel token and location",
                            description="GET /locations/{id} with the configured token and say what happened: "
@@ -201,6 +212,7 @@ async def serve(config: Config) -> int:
         except (NotImplementedError, RuntimeError):  # Windows
             signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
     service = Service(config)
+    service.tunnel.listeners.append(tunnel_printer(service.tunnel))
     await service.start()  # StartupError (already cleaned up) ends here as one line
     print(f"callsync: data dir {config.data_dir}", flush=True)
     print(f"callsync: hooks on {service.hooks_url}/hooks/<source>  admin on {service.admin_url}", flush=True)
@@ -245,6 +257,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         if command == "check-crm":
             return check_crm_command(config)
+        if command == "status":
+            from connector.cli_status import status_command
+
+            return status_command(config, as_json=args.json)
         if command == "replay":
             return replay_command(config, args)
         if command == "dead":
@@ -265,6 +281,10 @@ def run(args: argparse.Namespace) -> int:
         from connector.cli_server import check_workers
 
         check_workers(config, args.workers)
+        if args.tunnel is not None and not args.worker:
+            from connector.cli_status import enable_tunnel
+
+            enable_tunnel(config, args.tunnel)
         if args.worker:
             from connector.workers import serve_worker
 

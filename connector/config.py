@@ -23,6 +23,7 @@ from connector.startup import StartupError
 if TYPE_CHECKING:
     from connector.store.db import StoreTarget
     from connector.sync.settings import GhlSettings
+    from connector.tunnel.settings import TunnelSettings
 
 APP_NAME = "callsync"
 CONFIG_NAME = "config.toml"
@@ -47,11 +48,17 @@ DEFAULT_CONFIG = """\
 host = "127.0.0.1"      # hooks listener; expose it through a tunnel, not by binding 0.0.0.0
 port = 8787
 admin_port = 8788       # loopback only: health, metrics, events API
-public_url = ""         # the URL senders call (tunnel), needed to verify Twilio signatures
+public_url = ""         # the URL senders call; "" = the tunnel's (Twilio signs it)
 max_body_bytes = 262144
 
 [retention]
 raw_payload_days = 30   # raw bodies and headers of older events are dropped (the events stay); 0 keeps them
+
+# A public HTTPS URL for the hooks listener (the admin port is never forwarded); the window's
+# switch and `callsync serve --tunnel` turn it on.
+# [tunnel]
+# provider = "ngrok"      # ngrok (authtoken: `callsync secret set tunnel:ngrok` or NGROK_AUTHTOKEN) | cloudflared
+# domain = ""             # ngrok: your free static domain, e.g. name.ngrok-free.app
 
 # One table per sender; each is the endpoint POST /hooks/<name>.
 # [sources.dialer]
@@ -195,6 +202,7 @@ class Config:
     ghl: GhlSettings = field(default_factory=lambda: _parse_ghl({}))
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    tunnel: TunnelSettings = field(default_factory=lambda: _parse_tunnel({}))
 
     @property
     def db_path(self) -> Path:
@@ -307,7 +315,7 @@ def parse_server(table: dict[str, Any]) -> ServerConfig:
     return server
 
 
-TOP_LEVEL_KEYS = ("server", "sources", "crm", "rules", "retention", "store")
+TOP_LEVEL_KEYS = ("server", "sources", "crm", "rules", "retention", "store", "tunnel")
 
 
 def parse_store(table: Any) -> StoreConfig:
@@ -330,6 +338,12 @@ def parse_retention(table: Any) -> RetentionConfig:
 CRM_KEYS = ("ghl",)
 
 
+def _parse_tunnel(table: Any) -> TunnelSettings:
+    from connector.tunnel.settings import parse_tunnel  # imports ConfigError from here
+
+    return parse_tunnel(table)
+
+
 def _parse_ghl(data: dict[str, Any]) -> GhlSettings:
     from connector.sync.settings import parse_ghl  # imports ConfigError from here
 
@@ -349,7 +363,8 @@ def parse_config(data: dict[str, Any], data_dir: Path) -> Config:
         raise ConfigError("crm must be a table of tables ([crm.ghl])")
     check_keys(crm, CRM_KEYS, "[crm]")
     return Config(data_dir=data_dir, server=server, sources=sources, raw=data, ghl=_parse_ghl(data),
-                  retention=parse_retention(data.get("retention", {})), store=parse_store(data.get("store", {})))
+                  retention=parse_retention(data.get("retention", {})), store=parse_store(data.get("store", {})),
+                  tunnel=_parse_tunnel(data.get("tunnel", {})))
 
 
 def ensure_data_dir(data_dir: Path) -> None:

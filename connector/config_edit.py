@@ -121,6 +121,16 @@ def set_server(path: Path, **values: Any) -> dict[str, Any]:
     return edit(path, lambda doc: _update(_table(doc, "server"), values))
 
 
+def set_tunnel(path: Path, **values: Any) -> dict[str, Any]:
+    """Set keys of ``[tunnel]`` (the window's switch, ``serve --tunnel``); ``None`` removes a key."""
+
+    def change(doc: TOMLDocument) -> None:
+        _update(_table(doc, "tunnel"), {k: v for k, v in values.items() if v is not None},
+                [k for k, v in values.items() if v is None])
+
+    return edit(path, change)
+
+
 def set_crm(path: Path, **values: Any) -> dict[str, Any]:
     """Set keys of ``[crm.ghl]``; a value of ``None`` removes the key (back to the default)."""
 

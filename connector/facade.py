@@ -30,6 +30,7 @@ from connector.sync import queries as sq
 from connector.sync.settings import DEFAULT_RULES, GhlSettings, Rule, parse_ghl
 from connector.sync.worker import TOKEN_USER
 from connector.test_events import TEST_HEADER, sample_payload, sign_request
+from connector.tunnel.controls import TunnelControls
 from connector.window_views import (
     CrmView,
     KeyringStatus,
@@ -59,6 +60,7 @@ class Facade:
         self._cached: Snapshot | None = None
         self._cache_key: tuple[Any, ...] | None = None
         self._failed_calls: tuple[Any, int] = (None, 0)  # (counters it was taken at, count)
+        self.tunnel = TunnelControls(service)  # the public URL: switch, authtoken, "test from outside"
 
     @property
     def config(self):  # noqa: ANN201 - connector.config.Config
@@ -75,7 +77,9 @@ class Facade:
         worker_state = self.service.worker.state()
         writer = self.service.writer
         # Batches change with counters too (rejected requests store no event).
-        key = (self.data_version(), writer.batches, writer.depth, tuple(sorted(worker_state.items())))
+        tunnel = self.tunnel.view()
+        key = (self.data_version(), writer.batches, writer.depth, tuple(sorted(worker_state.items())),
+               tunnel.state, tunnel.public_url, tunnel.error, tunnel.notice)
         cached = self._cached
         if not fresh and cached and key == self._cache_key and now - cached.taken_at < SNAPSHOT_MAX_AGE:
             return cached
@@ -103,7 +107,7 @@ class Facade:
                 by_outcome.setdefault(outcome, [0] * len(minutes))[index[minute]] += n
         level, verdict = health_verdict(metrics)
         snap = Snapshot(metrics, level, verdict, health_target(metrics), minutes, by_outcome, latency, now,
-                        rejections=day, alerts=signature_alerts(recent))
+                        rejections=day, alerts=signature_alerts(recent), tunnel=tunnel)
         self._cached, self._cache_key = snap, key
         return snap
 
@@ -206,7 +210,7 @@ class Facade:
 
     # -- sources ---------------------------------------------------------------------
     def source_urls(self, name: str) -> tuple[str, str]:
-        public = self.config.server.public_url
+        public = self.service.public_url()  # [server] public_url, else the tunnel's
         local = f"{self.service.hooks_url}/hooks/{name}" if self.service.hooks_port else (
             f"http://{self.config.server.host}:{self.config.server.port}/hooks/{name}")
         return local, (f"{public}/hooks/{name}" if public else "")
@@ -289,13 +293,13 @@ class Facade:
         if not secret:
             return SendResult(False, f"No secret for {name!r} yet: enter one and save, or set "
                                           f"{secrets.env_name(secrets.source_user(name))}.")
-        if source.kind == "twilio" and not self.config.server.public_url:
-            return SendResult(False, "Twilio signs the public URL: set the public URL first.")
+        if source.kind == "twilio" and not self.service.public_url():
+            return SendResult(False, "Twilio signs the public URL: switch the tunnel on or set the public URL first.")
         now = self.service.clock()
         call_id = ("CA" + uuid.uuid4().hex) if source.kind == "twilio" else f"test-{uuid.uuid4().hex[:12]}"
         body, content_type = sample_payload(source, call_id, now)
         path = f"/hooks/{name}"
-        signed_url = (self.config.server.public_url + path) if source.kind == "twilio" else ""
+        signed_url = (self.service.public_url() + path) if source.kind == "twilio" else ""
         headers = sign_request(source, secret, body, content_type, signed_url, now) | {TEST_HEADER: "1"}
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http:

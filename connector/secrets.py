@@ -3,7 +3,9 @@
 Keyring: service ``callsync``, users such as ``source:dialer``,
 ``source:dialer:previous`` and ``crm:ghl``.  Environment (headless servers, CI):
 ``CALLSYNC_SECRET_<NAME>`` / ``CALLSYNC_SECRET_<NAME>_PREVIOUS`` for sources,
-``CALLSYNC_GHL_TOKEN`` for the CRM token.  The environment wins when both are set.
+``CALLSYNC_GHL_TOKEN`` for the CRM token, ``NGROK_AUTHTOKEN`` for the tunnel (``tunnel:ngrok``),
+``CALLSYNC_TWILIO_TOKEN_<NAME>`` for a Twilio source's API token (``twilio:<name>``).  The environment
+wins when both are set.
 
 A source with a signature *and* an auth method (``auth = ...``) keeps the auth credential
 apart: ``source:<name>:auth`` (``CALLSYNC_AUTH_<NAME>``, rotation ``source:<name>:auth:previous``
@@ -68,7 +70,11 @@ def env_name(user: str) -> str:
         return "CALLSYNC_ADMIN_TOKEN"
     if user == "store":  # the PostgreSQL store's password (server mode)
         return "CALLSYNC_STORE_PASSWORD"
+    if user == "tunnel:ngrok":  # the ngrok SDK's own variable
+        return "NGROK_AUTHTOKEN"
     parts = user.split(":")
+    if parts[0] == "twilio" and len(parts) == 2:  # a reconciling Twilio source's API token
+        return "CALLSYNC_TWILIO_TOKEN_" + _NON_ALNUM.sub("_", parts[1]).upper()
     if parts[0] == "source" and len(parts) >= 2:
         name = _NON_ALNUM.sub("_", parts[1]).upper()
         role = parts[2:3] == ["auth"]

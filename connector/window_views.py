@@ -35,6 +35,7 @@ class Snapshot:
     taken_at: float
     rejections: dict[str, dict[str, int]] = field(default_factory=dict)  # source -> reason -> n, last 24 h
     alerts: list[str] = field(default_factory=list)  # sources whose signatures failed in the last hour
+    tunnel: Any = None  # connector.tunnel.controls.TunnelView: the public URL's state
 
 
 @dataclass(slots=True)

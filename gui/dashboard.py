@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWi
 
 from connector.facade import Snapshot
 from gui.widgets import (
+    LEVEL_COLORS,
     OUTCOME_COLORS,
     OUTCOME_LABELS,
     Banner,
@@ -111,6 +112,12 @@ class Dashboard(QWidget):
         for index, (key, _) in enumerate(TILES):
             grid.addWidget(self.tiles[key], index // 4, index % 4)
 
+        self.tunnel = QLabel("")  # the public URL: where senders on the internet reach this machine
+        self.tunnel.setWordWrap(True)
+        self.tunnel.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.tunnel_notice = Banner()  # the public URL changed since the last run
+        self.tunnel_notice.action.connect(lambda: self.open_tab.emit("sources"))
+        self.tunnel_notice.hide()
         self.alerts = Banner()  # sources whose requests fail the signature check
         self.alerts.action.connect(lambda: self.open_tab.emit("sources"))
         self.alerts.hide()
@@ -136,6 +143,8 @@ class Dashboard(QWidget):
             charts.addLayout(column, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.health)
+        layout.addWidget(self.tunnel)
+        layout.addWidget(self.tunnel_notice)
         layout.addWidget(self.alerts)
         layout.addLayout(grid)
         layout.addLayout(charts, 1)
@@ -150,10 +159,21 @@ class Dashboard(QWidget):
         self.alerts.setVisible(bool(snap.alerts))
         if snap.alerts:
             self.alerts.set_message("error", "\n".join(snap.alerts), "Open Sources")
+        self._show_tunnel(snap.tunnel)
         self._show_tiles(snap.metrics)
         x_range = time_range(snap)
         self._show_events(snap, x_range)
         self._show_latency(snap, x_range)
+
+    def _show_tunnel(self, view) -> None:  # noqa: ANN001 - connector.tunnel.controls.TunnelView or None
+        if view is None:
+            return
+        level = {"up": "ok", "error": "error", "connecting": "info"}.get(view.state) if view.enabled else None
+        self.tunnel.setText(view.headline)
+        self.tunnel.setStyleSheet(f"color: {LEVEL_COLORS[level]};" if level else "color: #546e7a;")
+        self.tunnel_notice.setVisible(bool(view.notice))
+        if view.notice:
+            self.tunnel_notice.set_message("warn", view.notice, "Open Sources")
 
     def _show_tiles(self, m: dict) -> None:
         latency = m.get("sync_latency_ms") or {}

@@ -28,6 +28,7 @@ from qasync import asyncSlot
 from connector.config import FORMATS, SIGNATURE_ENCODINGS, ConfigError, SourceConfig
 from connector.facade import Facade, SecretStoreUnavailable, SourceView
 from connector.health import rejection_lines
+from gui.tunnel import TunnelBox
 from gui.widgets import LEVEL_COLORS, Confirm, CopyField, hint
 
 KIND_LABELS = {
@@ -106,7 +107,7 @@ class SourcesView(QWidget):
 
         self.local_url = CopyField()
         self.public_base = QLineEdit()
-        self.public_base.setPlaceholderText("https://your-tunnel.example.com")
+        self.public_base.setPlaceholderText("optional: your own proxy's https URL (else the tunnel's)")
         self.save_public = QPushButton("Save public URL")
         public_row = QHBoxLayout()
         public_row.addWidget(self.public_base, 1)
@@ -115,7 +116,7 @@ class SourcesView(QWidget):
         url_box = QGroupBox("Webhook URL")
         url_form = QFormLayout(url_box)
         url_form.addRow("On this machine", self.local_url)
-        url_form.addRow("Public base (tunnel)", public_row)
+        url_form.addRow("Public base URL", public_row)
         url_form.addRow("Give the sender", self.public_url)
         self.url_hint = hint("")
         url_form.addRow("", self.url_hint)
@@ -153,6 +154,9 @@ class SourcesView(QWidget):
         right = QVBoxLayout(column)
         right.setContentsMargins(0, 0, 0, 0)
         right.addWidget(source_box)
+        self.tunnel = TunnelBox(facade.tunnel, lambda: self._editing)
+        self.tunnel.url_changed.connect(lambda: self._editing and self.reload(select=self._editing))
+        right.addWidget(self.tunnel)
         right.addWidget(url_box)
         right.addWidget(test_box)
         right.addWidget(rejected_box)
@@ -234,7 +238,7 @@ class SourcesView(QWidget):
         self.remove.setEnabled(True)
         self.send_test.setEnabled(True)
         self.local_url.set_text(view.local_url)
-        self.public_url.set_text(view.public_url, "set the public base URL above")
+        self.public_url.set_text(view.public_url, "switch the public HTTPS URL on above")
         self.url_hint.setText(self._url_hint(src))
         self.result.clear()
         self._show_rejected()
@@ -282,7 +286,7 @@ class SourcesView(QWidget):
     def _url_hint(self, src: SourceConfig) -> str:
         if src.kind == "twilio":
             return "Twilio signs the public URL: it must be exactly the URL configured at Twilio."
-        return "Expose the local URL through a tunnel (cloudflared, ngrok…) and give the sender the public one."
+        return "Give the sender the public URL: it reaches this machine through the tunnel."
 
     def new_source(self) -> None:
         self._editing = None

@@ -299,6 +299,7 @@ class MainWindow(QMainWindow):
                 return
             self.dashboard.show_snapshot(snap)
             self.sources.show_rejections(snap.rejections)
+            self.sources.tunnel.refresh()
             if (snap.metrics.get("crm") or {}).get("auth_error") != self.crm.shown_auth_error:
                 self.crm.show_token_state()  # the token was rejected, or a new one accepted
             version = self.facade.data_version()

@@ -77,8 +77,11 @@ class HooksReceiver:
         latency: LatencyWindow | None = None,
         secrets_for: Callable[[str], Sequence[str]] = secret_values,
         clock: Callable[[], float] = time.time,
+        public_url: Callable[[], str] | None = None,
     ) -> None:
         self.config = config
+        # The URL senders call (Twilio signs it): [server] public_url, else the tunnel's.
+        self.public_url = public_url or (lambda: self.config.server.public_url)
         self.writer = writer
         self.latency = latency or LatencyWindow()
         self.secrets_for = secrets_for  # keyring user -> its current and previous value
@@ -180,7 +183,7 @@ class HooksReceiver:
         return _reply(200, status="stored", event_id=ids[0], event_ids=ids)
 
     def _parts(self, request: web.Request, body: bytes, form: bool) -> RequestParts:
-        public = self.config.server.public_url
+        public = self.public_url()
         return RequestParts(
             body=body,
             headers=request.headers,
