@@ -192,8 +192,29 @@ ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'crm';
 CREATE INDEX jobs_alert_due ON jobs (status, next_attempt_at) WHERE kind <> 'crm';
 """
 
+V8_GAPS = """
+ALTER TABLE events ADD COLUMN origin TEXT NOT NULL DEFAULT 'webhook';
+CREATE TABLE heartbeat (started_at DOUBLE PRECISION PRIMARY KEY, last_beat DOUBLE PRECISION NOT NULL);
+CREATE TABLE reconcile_state (
+    source TEXT PRIMARY KEY,
+    since DOUBLE PRECISION,
+    last_run DOUBLE PRECISION,
+    last_ok DOUBLE PRECISION,
+    last_error TEXT
+);
+CREATE TABLE reconciled (
+    source TEXT NOT NULL,
+    call_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    call_start DOUBLE PRECISION,
+    at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (source, call_id)
+);
+CREATE INDEX reconciled_start ON reconciled (call_start);
+"""
+
 MIGRATIONS: list[str] = [V1_RECEIVER, V2_SYNC, V3_EVENT_LOOKUPS, V4_CONTACT_ORDER, V5_TEST_CALLS, V6_CALL_DETAILS,
-                         V7_AUTOMATIONS]
+                         V7_AUTOMATIONS, V8_GAPS]
 
 
 class SchemaTooNew(Exception):

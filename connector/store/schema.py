@@ -204,9 +204,23 @@ def _v7_automations(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX jobs_alert_due ON jobs(status, next_attempt_at) WHERE kind <> 'crm'")
 
 
+def _v8_gaps(db: sqlite_utils.Database) -> None:
+    # Where an event came from: the sender's webhook, or the provider's call log (reconciliation).
+    db.execute("ALTER TABLE events ADD COLUMN origin TEXT NOT NULL DEFAULT 'webhook'")
+    # When callsync was receiving: one row per stretch without a pause (a restart or a sleep starts another).
+    db.execute("CREATE TABLE heartbeat (started_at FLOAT PRIMARY KEY, last_beat FLOAT NOT NULL)")
+    # Reconciliation per source: where the next call-log listing starts, and how the last run went.
+    db.execute("CREATE TABLE reconcile_state (source TEXT PRIMARY KEY, since FLOAT, last_run FLOAT, last_ok FLOAT, "
+               "last_error TEXT)")
+    # Calls reconciliation filled in (no webhook at all) or completed (webhooks stopped), by the call's start.
+    db.execute("CREATE TABLE reconciled (source TEXT NOT NULL, call_id TEXT NOT NULL, kind TEXT NOT NULL, "
+               "call_start FLOAT, at FLOAT NOT NULL, PRIMARY KEY (source, call_id))")
+    db.execute("CREATE INDEX reconciled_start ON reconciled(call_start)")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _v1_receiver, _v2_sync, _v3_event_lookups, _v4_contact_order, _v5_test_calls, _v6_call_details,
-    _v7_automations,
+    _v7_automations, _v8_gaps,
 ]
 
 
