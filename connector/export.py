@@ -2,7 +2,8 @@
 
 ``since`` / ``until`` filter on the time the event was received (for calls: the receipt of the
 call's latest event).  Raw bodies are exported as text when they are UTF-8, else base64 with
-``body_encoding = "base64"``, so nothing is lost or mangled.
+``body_encoding = "base64"``, so nothing is lost or mangled.  ``match`` narrows the selection to
+rows whose column holds one of the given values (the window passes its tab's filters and search).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import base64
 import csv
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -27,6 +28,10 @@ CALL_FIELDS = ("source", "call_id", "status", "outcome", "direction", "from_numb
                "hangup_cause", "sip_code", "agent", "did", "campaign", "recording_url", "answered_by",
                "event_count", "first_received_at", "updated_at")
 TIMES = {"received_at", "first_received_at", "updated_at"}
+# Columns ``match`` may name, per kind.
+MATCHABLE = {"events": ("source", "event_type", "outcome", "call_id", "phone"),
+             "calls": ("source", "call_id", "phone", "test")}
+Match = Mapping[str, Sequence[Any]]
 
 Progress = Callable[[int, int], None]  # (rows written, rows in total)
 
@@ -45,10 +50,16 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
-def _plan(kind: str, since: float | None, until: float | None) -> tuple[str, str, list[Any]]:
-    """(table, time column, where terms) for a kind and a receipt-time range."""
+def _plan(kind: str, since: float | None, until: float | None, match: Match | None = None) -> tuple[str, str, list[Any]]:
+    """(table, where terms, arguments) for a kind, a receipt-time range and column matches."""
     table, column = ("events", "received_at") if kind == "events" else ("calls", "updated_at")
     where, args = [], []
+    for name, values in (match or {}).items():
+        if name not in MATCHABLE.get(kind, ()):
+            raise ExportError(f"{kind} cannot be matched on {name!r}")
+        values = list(values)
+        where.append(f"{name} IN ({', '.join('?' for _ in values)})" if values else "0")
+        args += values
     if since is not None:
         where.append(f"{column} >= ?")
         args.append(since)
@@ -58,8 +69,9 @@ def _plan(kind: str, since: float | None, until: float | None) -> tuple[str, str
     return table, " AND ".join(where) or "1", args
 
 
-def _rows(conn: sqlite3.Connection, kind: str, since: float | None, until: float | None) -> Iterator[dict[str, Any]]:
-    table, where, args = _plan(kind, since, until)
+def _rows(conn: sqlite3.Connection, kind: str, since: float | None, until: float | None,
+          match: Match | None = None) -> Iterator[dict[str, Any]]:
+    table, where, args = _plan(kind, since, until, match)
     have = _columns(conn, table)
     fields = [f for f in (EVENT_FIELDS if kind == "events" else CALL_FIELDS) if f in have]
     last = -1
@@ -91,26 +103,27 @@ def _shape(kind: str, row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def count(conn: sqlite3.Connection, kind: str, since: float | None = None, until: float | None = None) -> int:
-    table, where, args = _plan(kind, since, until)
+def count(conn: sqlite3.Connection, kind: str, since: float | None = None, until: float | None = None,
+          match: Match | None = None) -> int:
+    table, where, args = _plan(kind, since, until, match)
     return int(conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {where}", args).fetchone()[0])
 
 
 def write(conn: sqlite3.Connection, out: IO[str], kind: str, fmt: str, *, since: float | None = None,
-          until: float | None = None, progress: Progress | None = None,
+          until: float | None = None, match: Match | None = None, progress: Progress | None = None,
           cancelled: Callable[[], bool] = lambda: False) -> int:
     """Write the selection to ``out``; returns the number of rows written."""
     if kind not in KINDS:
         raise ExportError(f"export what? choose one of {', '.join(KINDS)}, not {kind!r}")
     if fmt not in FORMATS:
         raise ExportError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    total = count(conn, kind, since, until)
+    total = count(conn, kind, since, until, match)
     fields = list(EVENT_FIELDS if kind == "events" else CALL_FIELDS)
     writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore") if fmt == "csv" else None
     if writer:
         writer.writeheader()
     written = 0
-    for row in _rows(conn, kind, since, until):
+    for row in _rows(conn, kind, since, until, match):
         if cancelled():
             break
         shaped = _shape(kind, row)
@@ -127,7 +140,7 @@ def write(conn: sqlite3.Connection, out: IO[str], kind: str, fmt: str, *, since:
 
 
 def export_file(db_path: Path, path: Path, kind: str, fmt: str, *, since: float | None = None,
-                until: float | None = None, progress: Progress | None = None,
+                until: float | None = None, match: Match | None = None, progress: Progress | None = None,
                 cancelled: Callable[[], bool] = lambda: False) -> int:
     """Export into ``path`` (written to a temporary name first, so a failed export leaves no half file)."""
     if not db_path.exists():
@@ -136,7 +149,8 @@ def export_file(db_path: Path, path: Path, kind: str, fmt: str, *, since: float 
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
     try:
         with open(tmp, "w", encoding="utf-8", newline="") as out:
-            n = write(conn, out, kind, fmt, since=since, until=until, progress=progress, cancelled=cancelled)
+            n = write(conn, out, kind, fmt, since=since, until=until, match=match, progress=progress,
+                      cancelled=cancelled)
         if cancelled():
             tmp.unlink(missing_ok=True)
             return n
@@ -145,5 +159,8 @@ def export_file(db_path: Path, path: Path, kind: str, fmt: str, *, since: float 
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    except BaseException:  # a bad request or an unreadable store: no half file either
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
         conn.close()

@@ -19,10 +19,11 @@ from urllib.parse import urlsplit
 import aiohttp
 import keyring.errors
 
-from connector import config_edit, secrets
+from connector import config_edit, secrets, window_export
 from connector import window_queries as wq
 from connector.autostart import Autostart, default_launch_command
 from connector.config import ConfigError, SourceConfig, parse_config, parse_source
+from connector.doctor import Item, diagnose
 from connector.health import health_target, health_verdict, signature_alerts
 from connector.redact import mask_headers, pretty_payload
 from connector.store import reader as q
@@ -30,6 +31,7 @@ from connector.sync import queries as sq
 from connector.sync.settings import DEFAULT_RULES, GhlSettings, Rule, parse_ghl
 from connector.sync.worker import TOKEN_USER
 from connector.test_events import TEST_HEADER, sample_payload, sign_request
+from connector.window_export import ExportJob, ExportOutcome, ExportRequest
 from connector.tunnel.controls import TunnelControls
 from connector.window_views import (
     CrmView,
@@ -207,6 +209,15 @@ class Facade:
 
     async def discard(self, job_ids: list[int]) -> int:
         return await self.service.worker.discard(list(job_ids))
+
+    # -- export and checks ---------------------------------------------------------------
+    async def export(self, request: ExportRequest, job: ExportJob, progress: Any = None) -> ExportOutcome:
+        """Calls or events into a CSV / JSON Lines file on a thread; ``progress(done, total)`` on this loop."""
+        return await window_export.run_export(self.config.db_path, request, job, progress)
+
+    async def run_checks(self) -> list[Item]:
+        """``callsync doctor``'s checklist with the settings in force, on a thread of its own."""
+        return await asyncio.to_thread(asyncio.run, diagnose(replace(self.config, ghl=self.service.worker.settings)))
 
     # -- sources ---------------------------------------------------------------------
     def source_urls(self, name: str) -> tuple[str, str]:

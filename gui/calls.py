@@ -24,7 +24,9 @@ from qasync import asyncSlot
 from connector.facade import Facade
 from connector.health import format_iso
 from connector.model import TERMINAL_STATUSES
+from connector.window_export import ExportScope, scope_for
 from gui.events import ATTEMPT_HEADERS, RowsModel, attempts_rows, job_summary
+from gui.export import Exporter
 from gui.widgets import (
     IN_PROGRESS,
     OUTCOME_LABELS,
@@ -174,6 +176,10 @@ class CallsView(QWidget):
         self.search.setPlaceholderText("Phone number or call id")
         self.search.setClearButtonEnabled(True)
         self.go = QPushButton("Search")
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Save these calls (the search above) to a CSV or JSON Lines file")
+        self.exporter = Exporter(facade, "calls", self)
+        self.search_as: tuple[str, str | None] = ("", None)  # the search the table shows, and how it was read
         self.status = QLabel("")
         self.refresh_button = QPushButton("Refresh")
         self.more = QPushButton("Load more")
@@ -189,6 +195,7 @@ class CallsView(QWidget):
         bar = QHBoxLayout()
         bar.addWidget(self.search, 1)
         bar.addWidget(self.go)
+        bar.addWidget(self.export_button)
         left_layout.addLayout(bar)
         left_layout.addWidget(self.table, 1)
         left_layout.addLayout(below)
@@ -203,6 +210,7 @@ class CallsView(QWidget):
         self.go.clicked.connect(self.reload)
         self.search.returnPressed.connect(self.reload)
         self.more.clicked.connect(self.load_more)
+        self.export_button.clicked.connect(self.open_export)
         self.table.selectionModel().currentRowChanged.connect(self._row_changed)
 
     @asyncSlot()
@@ -233,7 +241,15 @@ class CallsView(QWidget):
         self.more.setEnabled(self._next_before is not None)
         self._show_status(page.get("search_as"))
 
+    def export_scope(self) -> ExportScope:
+        text = self.search.text().strip()
+        return scope_for("calls", text, self.search_as[1] if self.search_as[0] == text else None)
+
+    def open_export(self) -> None:
+        self.exporter.open_dialog(self.export_scope())
+
     def _show_status(self, search_as: str | None) -> None:
+        self.search_as = (self.search.text().strip(), search_as)
         what = {"phone": " for this phone number", "call_id": " with this call id"}.get(search_as or "", "")
         self.status.setText(f"{len(self.model.rows):,} call(s){what}, most recently updated first")
 

@@ -17,8 +17,10 @@ from gui.widgets import (
     Banner,
     Tile,
     fmt_age,
+    fmt_bytes,
     fmt_count,
     fmt_ms,
+    hint,
 )
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#37474f")
@@ -36,6 +38,19 @@ TILES = (
 TARGET_BUTTONS = {"crm": "Open CRM", "dead_letters": "Open Dead letters"}
 MIN_SPAN = 15 * 60  # the narrowest time axis: a few minutes of data still read as minutes
 NO_DATA = "no data yet"
+
+
+def store_text(metrics: dict) -> str:
+    """The store's size and how long raw payloads are kept, e.g. ``Store: 1.2 GB · raw payloads kept 30 days``."""
+    size = metrics.get("store_bytes")
+    text = f"Store: {fmt_bytes(size) if size else '—'}"
+    retention = metrics.get("retention")
+    if not isinstance(retention, dict):
+        return text
+    days = retention.get("raw_payload_days") or 0
+    text += f" · raw payloads kept {days} day{'s' if days != 1 else ''}" if days > 0 else " · raw payloads kept for ever"
+    dropped = retention.get("dropped") or 0
+    return text + (f" · {dropped:,} older ones dropped since start" if dropped else "")
 
 
 def outcome_order(outcomes) -> list[str]:  # noqa: ANN001 - any iterable of outcome names
@@ -131,6 +146,9 @@ class Dashboard(QWidget):
                                           symbol="o", symbolSize=4, symbolBrush="#e53935", symbolPen=None)
         self.p50 = self.latency_plot.plot([], [], pen=pg.mkPen("#1e88e5", width=1.5),
                                           symbol="o", symbolSize=3, symbolBrush="#1e88e5", symbolPen=None)
+        self.store = hint("Store: —")
+        self.store.setToolTip("The size of the store on disk (database and write-ahead log). Older raw payloads "
+                              "are dropped as [retention] raw_payload_days says; calls and events stay.")
         self._bars: dict[str, pg.BarGraphItem] = {}
         self._shown: Snapshot | None = None
 
@@ -148,6 +166,7 @@ class Dashboard(QWidget):
         layout.addWidget(self.alerts)
         layout.addLayout(grid)
         layout.addLayout(charts, 1)
+        layout.addWidget(self.store)
 
     # -- rendering ------------------------------------------------------------------
     def show_snapshot(self, snap: Snapshot) -> None:
@@ -161,6 +180,7 @@ class Dashboard(QWidget):
             self.alerts.set_message("error", "\n".join(snap.alerts), "Open Sources")
         self._show_tunnel(snap.tunnel)
         self._show_tiles(snap.metrics)
+        self.store.setText(store_text(snap.metrics))
         x_range = time_range(snap)
         self._show_events(snap, x_range)
         self._show_latency(snap, x_range)

@@ -27,6 +27,8 @@ from qasync import asyncSlot
 from connector.facade import Facade
 from connector.health import job_status_text
 from connector.model import OUTCOMES
+from connector.window_export import ExportScope, scope_for
+from gui.export import Exporter
 from gui.widgets import (
     OUTCOME_LABELS,
     OUTCOME_TEXTS,
@@ -209,9 +211,13 @@ class EventsView(QWidget):
         for outcome in OUTCOMES:
             self.outcome.addItem(OUTCOME_LABELS.get(outcome, outcome), outcome)
         self.go = QPushButton("Search")
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Save these events (the search and filters above) to a CSV or JSON Lines file")
+        self.exporter = Exporter(facade, "events", self)
         self.status = QLabel("")
         self.more = QPushButton("Load more")
         self.more.setEnabled(False)
+        self.search_as: tuple[str, str | None] = ("", None)  # the search the table shows, and how it was read
 
         self.model = EventsModel()
         self.table = QTableView()
@@ -233,6 +239,7 @@ class EventsView(QWidget):
         bar.addWidget(self.event_type)
         bar.addWidget(self.outcome)
         bar.addWidget(self.go)
+        bar.addWidget(self.export_button)
         below = QHBoxLayout()
         below.addWidget(self.status, 1)
         below.addWidget(self.more)
@@ -258,6 +265,7 @@ class EventsView(QWidget):
         for combo in (self.source, self.event_type, self.outcome):
             combo.activated.connect(self.reload)
         self.more.clicked.connect(self.load_more)
+        self.export_button.clicked.connect(self.open_export)
         self.table.selectionModel().currentRowChanged.connect(self._row_changed)
         self._fill_combos([], [])
 
@@ -324,7 +332,16 @@ class EventsView(QWidget):
         finally:
             self._busy = False
 
+    def export_scope(self) -> ExportScope:
+        text = self.search.text().strip()
+        read_as = self.search_as[1] if self.search_as[0] == text else None
+        return scope_for("events", text, read_as, self.filters())
+
+    def open_export(self) -> None:
+        self.exporter.open_dialog(self.export_scope())
+
     def _show_status(self, search_as: str | None) -> None:
+        self.search_as = (self.search.text().strip(), search_as)
         shown = len(self.model.rows)
         more = " (more below)" if self._next_before is not None else ""
         what = {"phone": " for this phone number", "call_id": " for this call id"}.get(search_as or "", "")

@@ -21,6 +21,7 @@ from connector.config import Config, ConfigError
 from connector.startup import StartupError
 from connector.facade import Facade
 from gui.tray import Tray, tray_available
+from gui.widgets import app_icon
 from gui.window import MainWindow
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,8 @@ def make_app() -> QApplication:
     app = QApplication.instance() or QApplication(sys.argv)
     app.setApplicationName("callsync")
     app.setApplicationDisplayName("callsync")
+    app.setDesktopFileName("callsync")  # Wayland and taskbars match the window to callsync.desktop and its icon
+    app.setWindowIcon(app_icon())
     app.setQuitOnLastWindowClosed(False)  # closing the window keeps callsync running in the tray
     return app
 

@@ -7,7 +7,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 
 from connector.facade import Snapshot
-from gui.widgets import LEVEL_COLORS, dot_icon
+from gui.widgets import health_icon
 
 
 def tray_available() -> bool:
@@ -18,10 +18,11 @@ class Tray(QObject):
     open_requested = Signal()
     quit_requested = Signal()
     autostart_toggled = Signal(bool)
+    about_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.icon = QSystemTrayIcon(dot_icon(LEVEL_COLORS["info"]), parent)
+        self.icon = QSystemTrayIcon(health_icon("info"), parent)
         self.icon.setToolTip("callsync — starting")
         self.menu = QMenu()
         self.status = QAction("Starting…", self.menu)
@@ -29,12 +30,14 @@ class Tray(QObject):
         self.open = QAction("Open callsync", self.menu)
         self.autostart = QAction("Start on login", self.menu)
         self.autostart.setCheckable(True)
+        self.about = QAction("About callsync", self.menu)
         self.quit = QAction("Quit callsync", self.menu)
-        for action in (self.status, None, self.open, self.autostart, None, self.quit):
+        for action in (self.status, None, self.open, self.autostart, self.about, None, self.quit):
             self.menu.addAction(action) if action else self.menu.addSeparator()
         self.icon.setContextMenu(self.menu)
         self.open.triggered.connect(self.open_requested)
         self.quit.triggered.connect(self.quit_requested)
+        self.about.triggered.connect(self.about_requested)
         self.autostart.toggled.connect(self.autostart_toggled)
         self.icon.activated.connect(self._activated)
         self.level = "info"
@@ -53,7 +56,7 @@ class Tray(QObject):
         level, verdict = snap.level, snap.verdict
         dead = int(snap.metrics.get("dead") or 0)
         if level != self.level:
-            self.icon.setIcon(dot_icon(LEVEL_COLORS[level]))
+            self.icon.setIcon(health_icon(level))
         self.icon.setToolTip(f"callsync — {verdict}")
         self.status.setText(verdict)
         crm = snap.metrics.get("crm") or {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -47,6 +48,20 @@ OUTCOME_TEXTS = [OUTCOME_LABELS.get(o, o) for o in OUTCOMES] + [IN_PROGRESS, *ST
 
 def fmt_count(value: Any) -> str:
     return "—" if value is None else f"{int(value):,}"
+
+
+def fmt_bytes(value: float | None) -> str:
+    """``1.2 GB``, ``340 MB``, ``12 KB``, ``512 B`` (powers of 1024, as file managers show sizes)."""
+    if value is None:
+        return "—"
+    size, units = float(value), ("B", "KB", "MB", "GB", "TB")
+    step = 0
+    while size >= 1024 and step < len(units) - 1:
+        size /= 1024
+        step += 1
+    if step == 0:
+        return f"{int(size)} B"
+    return f"{size:.1f} {units[step]}" if size < 10 else f"{size:.0f} {units[step]}"
 
 
 def fmt_ms(value: float | None) -> str:
@@ -95,6 +110,28 @@ def dot_icon(color: str, size: int = 64) -> QIcon:
     painter.setBrush(QColor(color))
     painter.setPen(QColor("#ffffff"))
     painter.drawEllipse(4, 4, size - 8, size - 8)
+    painter.end()
+    return QIcon(pixmap)
+
+
+APP_ICON_PATH = Path(__file__).parent / "assets" / "callsync.png"
+
+
+def app_icon() -> QIcon:
+    """The callsync icon (window, taskbar, About)."""
+    return QIcon(str(APP_ICON_PATH))
+
+
+def health_icon(level: str, size: int = 64) -> QIcon:
+    """The app icon with a dot of the health colour in its corner (tray and window while running)."""
+    pixmap = QPixmap(str(APP_ICON_PATH)).scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
+                                                 Qt.TransformationMode.SmoothTransformation)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setBrush(QColor(LEVEL_COLORS.get(level, LEVEL_COLORS["info"])))
+    painter.setPen(QColor("#ffffff"))
+    dot = size * 7 // 16
+    painter.drawEllipse(size - dot - 1, size - dot - 1, dot, dot)
     painter.end()
     return QIcon(pixmap)
 

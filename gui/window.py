@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from qasync import asyncSlot
 
 from connector.facade import Facade, Snapshot
+from gui.about import AboutDialog, ChecksDialog, open_checks
 from gui.calls import CallsView
 from gui.crm import CrmView
 from gui.dashboard import Dashboard
@@ -29,7 +30,7 @@ from gui.events import EventsView
 from gui.setup import SetupPage
 from gui.sources import SourcesView
 from gui.tray import Tray
-from gui.widgets import LEVEL_COLORS, Banner, dot_icon
+from gui.widgets import Banner, fmt_bytes, health_icon
 
 REFRESH_MS = 2000
 HIDDEN_REFRESH_MS = 10_000  # only the tray is watching
@@ -56,7 +57,7 @@ class MainWindow(QMainWindow):
         self.tray = tray
         self.refresh_ms = refresh_ms
         self.setWindowTitle("callsync")
-        self.setWindowIcon(dot_icon(LEVEL_COLORS["info"]))
+        self.setWindowIcon(health_icon("info"))
         self.resize(1200, 780)
 
         self.keyring_banner = Banner()
@@ -108,6 +109,8 @@ class MainWindow(QMainWindow):
         self.last_snapshot: Snapshot | None = None
         self._told_about_tray = False
         self.close_box: QMessageBox | None = None
+        self.about_dialog: AboutDialog | None = None
+        self.checks_dialog: ChecksDialog | None = None
 
         self.dashboard.open_tab.connect(self.select_tab)
         self.sources.show_event.connect(self.show_event)
@@ -121,6 +124,7 @@ class MainWindow(QMainWindow):
             tray.open_requested.connect(self.show_window)
             tray.quit_requested.connect(self.quit_requested)
             tray.autostart_toggled.connect(self.set_autostart)
+            tray.about_requested.connect(self.show_about)
 
     def _build_menu(self) -> None:
         menu = self.menuBar().addMenu("&callsync")
@@ -142,10 +146,19 @@ class MainWindow(QMainWindow):
         quit_action = QAction("Quit callsync", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.quit_requested)
+        self.checks_action = QAction("Run checks…", self)
+        self.checks_action.setStatusTip("What `callsync doctor` checks, with a fix for each failure")
+        self.checks_action.triggered.connect(self.run_checks)
+        self.about_action = QAction("About callsync", self)
+        self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
+        self.about_action.triggered.connect(self.show_about)
         menu.addAction(self.autostart_action)
+        menu.addAction(self.checks_action)
         menu.addSeparator()
         menu.addAction(close)
         menu.addAction(quit_action)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self.about_action)
         if self.tray is not None:
             self.tray.autostart.setEnabled(supported)
             self.tray.autostart.setChecked(self.facade.autostart_enabled())
@@ -246,6 +259,19 @@ class MainWindow(QMainWindow):
                          + " — set them in the environment callsync starts with, then restart callsync.")
         self.keyring_banner.set_message("warn" if missing else "info", "\n".join(lines))
 
+    def show_about(self) -> AboutDialog:
+        if self.about_dialog is not None and self.about_dialog.isVisible():
+            self.about_dialog.raise_()
+            return self.about_dialog
+        size = (self.last_snapshot.metrics.get("store_bytes") if self.last_snapshot else None) or None
+        self.about_dialog = AboutDialog(self.facade, fmt_bytes(size) if size else "", self)
+        self.about_dialog.open()
+        return self.about_dialog
+
+    def run_checks(self) -> ChecksDialog:
+        self.checks_dialog = open_checks(self.facade, self)
+        return self.checks_dialog
+
     # -- navigation -------------------------------------------------------------------
     def select_tab(self, name: str) -> None:
         self.stack.setCurrentIndex(0)
@@ -294,7 +320,7 @@ class MainWindow(QMainWindow):
             self.last_snapshot = snap
             if self.tray is not None:
                 self.tray.set_health(snap)
-            self.setWindowIcon(dot_icon(LEVEL_COLORS[snap.level]))
+            self.setWindowIcon(health_icon(snap.level))
             if not self.isVisible():
                 return
             self.dashboard.show_snapshot(snap)
