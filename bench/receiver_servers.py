@@ -1,10 +1,14 @@
 """The servers the receiver benchmark loads, one per subprocess.
 
-    python bench/receiver_servers.py bare   --data-dir DIR
+    python bench/receiver_servers.py bare    --data-dir DIR
+    python bench/receiver_servers.py minimal --data-dir DIR
     python bench/receiver_servers.py verify --data-dir DIR
     python bench/receiver_servers.py serve  --data-dir DIR
 
 ``bare``    an aiohttp handler that reads the body and answers 200 JSON.
+``minimal`` the least a verifier does: an aiohttp handler that checks the body's HMAC-SHA256
+            (hex, ``X-Webhook-Signature``, constant-time compare) and parses the JSON, nothing
+            else - the yardstick callsync's durable throughput is measured against.
 ``verify``  callsync's own :class:`HooksReceiver` (source lookup, size and
             content-type checks, ``verify_hmac`` with the source's config,
             ``formats.normalize``, header redaction, latency window) with a
@@ -18,7 +22,7 @@ With ``BENCH_PATCH=FILE`` in the environment, FILE is run (``runpy.run_path``)
 before the server starts: a way to try a change to connector/ (monkeypatching
 it) in a benchmark run without editing the code.
 
-``bare`` and ``verify`` listen on a free port on 127.0.0.1, configured like
+``bare``, ``minimal`` and ``verify`` listen on a free port on 127.0.0.1, configured like
 callsync's listener (``AppRunner(access_log=None)``), print
 "bench-server: <mode> on http://127.0.0.1:PORT" and stop on SIGTERM/SIGINT.
 """
@@ -27,6 +31,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import hmac
+import json
 import os
 import runpy
 import signal
@@ -50,6 +57,27 @@ def bare_app(data_dir: Path) -> web.Application:
     return app
 
 
+def minimal_app(data_dir: Path) -> web.Application:
+    from connector.config import load_config
+
+    secret = os.environ["CALLSYNC_SECRET_BENCH"].encode()
+
+    async def handler(request: web.Request) -> web.Response:
+        body = await request.read()
+        expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, request.headers.get("X-Webhook-Signature", "")):
+            return web.json_response({"status": "rejected"}, status=401)
+        try:
+            json.loads(body)
+        except ValueError:
+            return web.json_response({"status": "rejected"}, status=400)
+        return web.json_response({"status": "stored"})
+
+    app = web.Application(client_max_size=load_config(data_dir).server.max_body_bytes)
+    app.router.add_post("/hooks/{name}", handler)
+    return app
+
+
 class NullWriter:
     """Stands in for StoreWriter: every event is "stored" without touching a disk."""
 
@@ -58,6 +86,9 @@ class NullWriter:
 
     def count(self, name: str, n: int = 1, at: float | None = None) -> None:
         pass
+
+    def busy_seconds(self) -> float:
+        return 0.0
 
     def store(self, item: Any) -> asyncio.Future[Any]:
         from connector.store.writer import Stored
@@ -117,7 +148,7 @@ def serve_with_counters(data_dir: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("bare", "verify", "serve"))
+    parser.add_argument("mode", choices=("bare", "minimal", "verify", "serve"))
     parser.add_argument("--data-dir", type=Path, required=True)
     args = parser.parse_args(argv)
     patch = os.environ.get("BENCH_PATCH")
@@ -125,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         runpy.run_path(patch, run_name="bench_patch")
     if args.mode == "serve":
         return serve_with_counters(args.data_dir)
-    app = bare_app(args.data_dir) if args.mode == "bare" else verify_app(args.data_dir)
+    app = {"bare": bare_app, "minimal": minimal_app, "verify": verify_app}[args.mode](args.data_dir)
     asyncio.run(listen(args.mode, app))
     return 0
 

@@ -118,8 +118,8 @@ def replay_command(config: Config, args: argparse.Namespace) -> int:
 
     from aiohttp import web
 
+    from connector.store import jobs
     from connector.store.writer import StoreWriter
-    from connector.sync import outbox
     from connector.sync.admin_routes import replay_selection
 
     body = {"dead": args.dead, "call": args.call, "since": args.since, "until": args.until}
@@ -128,14 +128,15 @@ def replay_command(config: Config, args: argparse.Namespace) -> int:
     except web.HTTPBadRequest as exc:
         print(f"callsync: {exc.text}", file=sys.stderr)
         return 2
-    if _store_path(config) is None:
+    target = config.store_target
+    if target.path is not None and not target.path.exists():
         raise StartupError(f"no store at {config.db_path}: nothing to replay (start callsync once first)")
     # A second writer process is safe (BEGIN IMMEDIATE + busy_timeout); a running worker
     # picks the re-queued jobs up within seconds.
-    writer = StoreWriter(str(config.db_path))
+    writer = StoreWriter(target)
     writer.start()
     try:
-        count = writer.execute_sync(lambda c: outbox.replay(c, time.time(), **selection))
+        count = writer.execute_sync(lambda db: jobs.replay(db, time.time(), **selection))
     finally:
         writer.stop()
     print(f"re-queued {count} job(s)")
@@ -146,14 +147,15 @@ def dead_command(config: Config, args: argparse.Namespace) -> int:
     import json
     from datetime import datetime
 
+    from connector.store.jobs import list_dead
     from connector.store.reader import StoreReader
-    from connector.store.schema import prepare
-    from connector.sync.queries import list_dead
+    from connector.store.writer import open_write_db
 
     rows: list[dict] = []
-    if _store_path(config) is not None:  # no store yet: no dead letters, and nothing is created
-        prepare(str(config.db_path))
-        reader = StoreReader(str(config.db_path))
+    target = config.store_target
+    if target.url or _store_path(config) is not None:  # no store yet: no dead letters, and nothing is created
+        open_write_db(target).close()  # brought up to date first
+        reader = StoreReader(target)
         try:
             rows = reader.query(list_dead)
         finally:

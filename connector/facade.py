@@ -26,8 +26,9 @@ from connector.config import ConfigError, SourceConfig, parse_config, parse_sour
 from connector.doctor import Item, diagnose
 from connector.health import health_target, health_verdict, signature_alerts
 from connector.redact import mask_headers, pretty_payload
-from connector.store import reader as q
-from connector.sync import queries as sq
+from connector.store import calls as store_calls
+from connector.store import events as store_events
+from connector.store import jobs, stats
 from connector.sync.settings import DEFAULT_RULES, GhlSettings, Rule, parse_ghl
 from connector.sync.worker import TOKEN_USER
 from connector.test_events import TEST_HEADER, sample_payload, sign_request
@@ -89,17 +90,17 @@ class Facade:
         reader = self.service.reader
         # The reader has several threads: the chart queries run while the metrics are collected.
         metrics, health, rows, latency, recent, day = await asyncio.gather(
-            self.service.metrics(), self.service.health(), reader.run(wq.outcome_minutes, since),
-            reader.run(sq.latency_by_minute, since),
-            reader.run(q.rejections_by_source, now - ALERT_SECONDS),
-            reader.run(q.rejections_by_source, now - REJECTIONS_SECONDS),
+            self.service.metrics(), self.service.health(), reader.run(store_events.outcome_minutes, since),
+            reader.run(jobs.latency_by_minute, since),
+            reader.run(stats.rejections_by_source, now - ALERT_SECONDS),
+            reader.run(stats.rejections_by_source, now - REJECTIONS_SECONDS),
         )
         metrics["store_ok"] = bool(health.get("ok"))
         # Calls with a failed try: a count over every job, so it is taken again only when a try failed or
         # the dead letters changed (a replay clears failures).
         failed_key = (metrics.get("failed"), metrics.get("dead"))
         if failed_key != self._failed_calls[0]:
-            self._failed_calls = (failed_key, await reader.run(wq.failed_calls))
+            self._failed_calls = (failed_key, await reader.run(jobs.failed_calls))
         metrics["failed_calls"] = self._failed_calls[1]
         minutes = list(range(int(since), int(now // 60 * 60) + 60, 60))
         index = {m: i for i, m in enumerate(minutes)}
@@ -131,21 +132,21 @@ class Facade:
         kind = wq.search_kind(search) if search else None
         page = None
         if kind == "phone":
-            page = await self.service.reader.run(q.list_events, phone=search, **filters)
+            page = await self.service.reader.run(store_events.list_events, phone=search, **filters)
             if not page["events"] and before_id is None:
                 page, kind = None, "call_id"  # long numeric call ids look like phone numbers
         if page is None:
-            page = await self.service.reader.run(q.list_events, call_id=search or None, **filters)
-        tests = await self.service.reader.run(wq.events_sent_as_tests, [e["id"] for e in page["events"]])
+            page = await self.service.reader.run(store_events.list_events, call_id=search or None, **filters)
+        tests = await self.service.reader.run(store_events.sent_as_tests, [e["id"] for e in page["events"]])
         for event in page["events"]:
             event["test"] = event["id"] in tests
         return page | {"search_as": kind}
 
     async def event_types(self) -> list[str]:
-        return await self.service.reader.run(wq.distinct_event_types)
+        return await self.service.reader.run(store_events.distinct_types)
 
     async def event_detail(self, event_id: int) -> dict[str, Any] | None:
-        event = await self.service.reader.run(q.get_event, event_id)
+        event = await self.service.reader.run(store_events.get_event, event_id)
         if event is None:
             return None
         event["payload"] = pretty_payload(event.pop("body"), event.get("content_type") or "")
@@ -154,8 +155,8 @@ class Facade:
         event["crm"], event["now"] = self.service.worker.state(), self.service.clock()
         event["test"] = bool((event.get("event") or {}).get("test"))
         if event.get("call_id"):
-            event["job"] = await self.service.reader.run(sq.job_for_call, event["source"], event["call_id"])
-            event["attempts"] = await self.service.reader.run(sq.delivery_log, event["source"], event["call_id"])
+            event["job"] = await self.service.reader.run(jobs.job_for_call, event["source"], event["call_id"])
+            event["attempts"] = await self.service.reader.run(jobs.delivery_log, event["source"], event["call_id"])
         return event
 
     async def calls_page(self, search: str = "", *, before: tuple[float, int] | None = None,
@@ -167,32 +168,32 @@ class Facade:
         kind = wq.search_kind(search) if search else None
         calls = None
         if kind == "phone":
-            calls = await self.service.reader.run(wq.list_calls, phone=search, limit=limit, **after)
+            calls = await self.service.reader.run(store_calls.list_calls, phone=search, limit=limit, tests=False, **after)
             if not calls and before is None:
                 calls, kind = None, "call_id"  # long numeric call ids look like phone numbers
         if calls is None:
-            calls = await self.service.reader.run(wq.list_calls, call_id=search or None, limit=limit, **after)
+            calls = await self.service.reader.run(store_calls.list_calls, call_id=search or None, limit=limit, tests=False, **after)
         more = len(calls) == limit
         cursor = (calls[-1]["updated_at"], calls[-1]["_rowid"]) if more and calls else None
         return {"calls": calls, "next_before": cursor, "search_as": kind}
 
     async def call_detail(self, source: str, call_id: str) -> dict[str, Any] | None:
-        call = await self.service.reader.run(q.get_call, source, call_id)
+        call = await self.service.reader.run(store_calls.get_call, source, call_id)
         if call is None:
             return None
-        call["job"] = await self.service.reader.run(sq.job_for_call, source, call_id)
-        call["attempts"] = await self.service.reader.run(sq.delivery_log, source, call_id)
+        call["job"] = await self.service.reader.run(jobs.job_for_call, source, call_id)
+        call["attempts"] = await self.service.reader.run(jobs.delivery_log, source, call_id)
         call["crm"], call["now"] = self.service.worker.state(), self.service.clock()
         return call
 
     # -- dead letters ------------------------------------------------------------------
     async def dead_letters(self) -> list[dict[str, Any]]:
-        return await self.service.reader.run(sq.list_dead)
+        return await self.service.reader.run(jobs.list_dead)
 
     async def replay(self, job_ids: list[int] | None = None, *, all_dead: bool = False) -> list[int]:
         """Re-queue the given dead jobs (or every dead job); returns the ids to follow with job_progress."""
         if all_dead:
-            ids = await self.service.reader.run(wq.dead_job_ids)
+            ids = await self.service.reader.run(jobs.dead_ids)
             await self.service.worker.replay(dead=True)
             return ids
         if not job_ids:
@@ -202,7 +203,7 @@ class Facade:
 
     async def job_progress(self, job_ids: list[int]) -> dict[str, int]:
         """How many of these jobs are done / dead / still waiting (pending or leased)."""
-        states = await self.service.reader.run(wq.job_states, job_ids) if job_ids else {}
+        states = await self.service.reader.run(jobs.states, job_ids) if job_ids else {}
         waiting = states.get("pending", 0) + states.get("leased", 0)
         return {"total": len(job_ids), "done": states.get("done", 0), "dead": states.get("dead", 0),
                 "waiting": waiting}

@@ -16,7 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
-from connector.store import reader as q
+from connector.store import calls as store_calls
+from connector.store import events as store_events
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 INT64_MAX = 2**63 - 1
@@ -105,7 +106,7 @@ class AdminApi:
 
     async def events(self, request: web.Request) -> web.Response:
         page = await self.service.reader.run(
-            q.list_events,
+            store_events.list_events,
             call_id=request.query.get("call_id"),
             phone=request.query.get("phone"),
             event_type=request.query.get("type"),
@@ -120,17 +121,17 @@ class AdminApi:
         event_id = int(request.match_info["id"])
         if event_id > INT64_MAX:
             return web.json_response({"error": "no such event"}, status=404)
-        event = await self.service.reader.run(q.get_event, event_id)
+        event = await self.service.reader.run(store_events.get_event, event_id)
         if event is None:
             return web.json_response({"error": "no such event"}, status=404)
         return web.json_response(event)
 
     async def calls(self, request: web.Request) -> web.Response:
-        rows = await self.service.reader.run(q.list_calls, limit=_int(request, "limit", 50))
+        rows = await self.service.reader.run(store_calls.list_calls, limit=_int(request, "limit", 50))
         return web.json_response({"calls": rows})
 
     async def call(self, request: web.Request) -> web.Response:
-        call = await self.service.reader.run(q.get_call, request.match_info["source"], request.match_info["call_id"])
+        call = await self.service.reader.run(store_calls.get_call, request.match_info["source"], request.match_info["call_id"])
         if call is None:
             return web.json_response({"error": "no such call"}, status=404)
         return web.json_response(call)

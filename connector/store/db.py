@@ -85,10 +85,10 @@ class Db:
         self._begin()
         try:
             yield
+            self.execute("COMMIT")  # a COMMIT that fails (busy, disk full) leaves the transaction open
         except BaseException:
             self.rollback()
             raise
-        self.execute("COMMIT")
 
     @contextlib.contextmanager
     def savepoint(self, name: str = "item") -> Iterator[None]:

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from connector import secrets
 from connector.admin.api import require_token
-from connector.sync import queries as sq
+from connector.store import jobs
 
 ADMIN_TOKEN_USER = "admin:token"
 INT64_MAX = 2**63 - 1
@@ -52,7 +52,7 @@ def parse_time(value: Any, name: str) -> float | None:
 
 
 def replay_selection(body: dict[str, Any]) -> dict[str, Any]:
-    """The JSON body of POST /api/replay -> keyword arguments of ``outbox.replay``."""
+    """The JSON body of POST /api/replay -> keyword arguments of ``store.jobs.replay``."""
     selection: dict[str, Any] = {}
     if body.get("dead"):
         selection["dead"] = True
@@ -80,12 +80,12 @@ def add_sync_routes(app: web.Application, service: Any) -> None:
         return secrets.get_secret(ADMIN_TOKEN_USER)
 
     async def dead(request: web.Request) -> web.Response:
-        return web.json_response({"dead": await service.reader.run(sq.list_dead)})
+        return web.json_response({"dead": await service.reader.run(jobs.list_dead)})
 
     async def deliveries(request: web.Request) -> web.Response:
         source, call_id = request.match_info["source"], request.match_info["call_id"]
-        job = await service.reader.run(sq.job_for_call, source, call_id)
-        log = await service.reader.run(sq.delivery_log, source, call_id)
+        job = await service.reader.run(jobs.job_for_call, source, call_id)
+        log = await service.reader.run(jobs.delivery_log, source, call_id)
         return web.json_response({"job": job, "attempts": log})
 
     async def bounded(work: Any) -> Any:

@@ -244,7 +244,7 @@ async def test_events_api_pages_and_filters(service):
 
 
 async def test_calls_pages_do_not_skip_calls_updated_at_the_same_time(service):
-    from connector.store import reader as q
+    from connector.store import calls as q
 
     def same_time(conn):
         for i in range(5):
@@ -323,7 +323,7 @@ async def test_out_of_range_numbers_are_kept_as_text_never_inf(service):
 # --- rejections per source (issue 9, item 19) ------------------------------------------------
 
 async def test_rejections_are_counted_per_source_without_double_counting(service):
-    from connector.store import reader as q
+    from connector.store import stats as q
 
     body = dumps(unlimcall())
     for _ in range(2):

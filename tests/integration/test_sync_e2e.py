@@ -11,7 +11,7 @@ import pytest
 
 from connector import secrets
 from connector.app import Service
-from connector.sync import queries as sq
+from connector.store import jobs as store_jobs
 from connector.sync.worker import _current_job
 from tests.conftest import SECRET, make_config
 from tests.fakes.ghl_server import Fault
@@ -206,7 +206,7 @@ async def test_rejected_token_pauses_sync_until_a_new_token(sync_service, ghl):
         return "fix your token" in (svc.worker.state()["pause_reason"] or "")
 
     await wait_until(paused, what="the worker to show why it is paused")
-    job = await svc.reader.run(sq.job_for_call, "dialer", second)
+    job = await svc.reader.run(store_jobs.job_for_call, "dialer", second)
     assert job["status"] == "pending" and job["attempts"] == 0  # paused, not tried nor dead-lettered
     secrets.set_secret("crm:ghl", ghl.token)
     metrics = await settle(svc)
@@ -240,7 +240,7 @@ async def test_rate_limited_answers_are_waited_out(sync_service, ghl):
     await send(svc, call_event("call.completed", call_id, phone))
 
     async def paused_for_a_second():
-        job = await svc.reader.run(sq.job_for_call, "dialer", call_id)
+        job = await svc.reader.run(store_jobs.job_for_call, "dialer", call_id)
         return job["attempts"] == 2 and job["status"] == "pending" and job
 
     job = await wait_until(paused_for_a_second, what="the second 429 to pause the worker")

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from connector.sync import queries as sq
+from connector.store import jobs as store_jobs
 from tests.fakes.ghl_server import Fault
 from tests.integration.test_sync_e2e import call_event, send, settle, sync_service, wait_until  # noqa: F401
 
@@ -46,11 +46,11 @@ async def test_a_retried_older_call_never_overwrites_a_newer_outcome(sync_servic
     await send(svc, connected_at(call_b, PHONE, ended(5)))
 
     async def b_waits_for_a():
-        job = await svc.reader.run(sq.job_for_call, "dialer", call_b)
+        job = await svc.reader.run(store_jobs.job_for_call, "dialer", call_b)
         return job if job["waiting_for"] == f"dialer/{call_a}" else None
 
     job_b = await wait_until(b_waits_for_a, what="call B to wait behind call A")
-    job_a = await svc.reader.run(sq.job_for_call, "dialer", call_a)
+    job_a = await svc.reader.run(store_jobs.job_for_call, "dialer", call_a)
     assert job_b["status"] == "pending" and job_b["attempts"] == 0
     assert job_a["status"] == "pending" and "HTTP 500" in job_a["last_error"]
     assert job_a["next_attempt_at"] > job_a["updated_at"]  # when it is tried again

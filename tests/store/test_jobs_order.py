@@ -1,14 +1,13 @@
-"""The outbox's per-contact order, in SQL on a real SQLite file: a contact's jobs are handed out one at a
-time, in the order their calls ended, also to two connections claiming from the same store (as two
-processes would)."""
+"""The outbox's per-contact order, in SQL on a real store (SQLite file, PostgreSQL database): a contact's
+jobs are handed out one at a time, in the order their calls ended, also to two connections claiming from
+the same store (as two processes would)."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
-from connector.store import schema
+from connector.store import contacts, jobs, migrations
+from connector.store.db import open_db
 from connector.sync import outbox
 
 NOW = 1_800_000_000.0
@@ -16,12 +15,10 @@ A, B = "+12025550601", "+12025550602"
 
 
 @pytest.fixture
-def store(tmp_path):
-    path = str(tmp_path / "store.db")
-    conn = schema.connect(path)
-    schema.migrate(conn)
-    conn.row_factory = sqlite3.Row
-    yield conn, path
+def store(target):
+    conn = open_db(target)
+    migrations.migrate(conn)
+    yield conn, target
     conn.close()
 
 
@@ -39,22 +36,19 @@ def add_call(conn, call_id: str, phone: str, ended_at: str | None, *, due: float
 
 
 def claim(conn, now: float = NOW, lease: float = 60.0):
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with conn.transaction():
         job = outbox.claim(conn, now, lease)
-    finally:
-        conn.execute("COMMIT")
     return job and job["call_id"]
 
 
 def finish(conn, call_id: str, how: str = "done") -> None:
     (job_id,) = conn.execute("SELECT id FROM jobs WHERE call_id = ?", (call_id,)).fetchone()
     if how == "done":
-        outbox.complete(conn, job_id, NOW)
+        jobs.complete(conn, job_id, NOW)
     elif how == "retry":
-        outbox.retry_later(conn, job_id, NOW + 30, "HTTP 500", NOW, failure=True)
+        jobs.retry_later(conn, job_id, NOW + 30, "HTTP 500", NOW, failure=True)
     else:
-        outbox.kill(conn, job_id, "HTTP 422", NOW)
+        jobs.kill(conn, job_id, "HTTP 422", NOW)
 
 
 def test_a_contact_gets_its_calls_in_end_order_one_at_a_time(store):
@@ -104,9 +98,8 @@ def test_a_late_older_call_waits_while_a_newer_one_of_its_contact_runs(store):
 
 
 def test_two_connections_never_hold_two_calls_of_one_contact(store):
-    conn, path = store
-    other = schema.connect(path)  # as a second process would
-    other.row_factory = sqlite3.Row
+    conn, target = store
+    other = open_db(target)  # as a second process would
     try:
         for i in range(6):
             add_call(conn, f"a{i}", A, f"2026-06-04T10:0{i}:00Z")
@@ -152,8 +145,8 @@ def test_call_end_prefers_the_end_time_then_the_last_event_then_receipt(call, re
 def test_take_turn_marks_the_newest_call_and_refuses_older_ones(store, applied, mine, stale):
     conn, _ = store
     if applied:
-        assert outbox.take_turn(conn, A, applied[0], applied[1], NOW) is None
-    newer = outbox.take_turn(conn, A, mine[0], mine[1], NOW)
+        assert contacts.take_turn(conn, A, applied[0], applied[1], NOW) is None
+    newer = contacts.take_turn(conn, A, mine[0], mine[1], NOW)
     assert (newer is not None) == stale
     if stale:
         assert newer == applied[1]

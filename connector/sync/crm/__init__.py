@@ -9,7 +9,8 @@ from .errors import (
     TransientError,
     UnknownOutcome,
 )
-from .ghl import Attempt, GhlClient
+from .base import Attempt, CrmAdapter, SyncStore
+from .ghl import GhlClient
 from .ratelimit import Permit, TokenBucket, parse_rate
 from .wire import API_VERSIONS, api_version_for
 
@@ -17,12 +18,14 @@ __all__ = [
     "API_VERSIONS",
     "Attempt",
     "AuthError",
+    "CrmAdapter",
     "CrmError",
     "DailyLimitReached",
     "GhlClient",
     "PermanentError",
     "Permit",
     "RateLimited",
+    "SyncStore",
     "TokenBucket",
     "TransientError",
     "UnknownOutcome",

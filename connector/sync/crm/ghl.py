@@ -18,12 +18,12 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
+from .base import Attempt
 from .errors import (
     AuthError,
     CrmError,
@@ -52,20 +52,6 @@ _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _TRACE_HEADERS = ("traceId", "x-trace-id", "trace-id", "x-request-id")
 # Fallback wait after a 429 that carries no usable header (GHL's burst window is 10 s).
 DEFAULT_RATE_LIMIT_WAIT = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One HTTP attempt, for the sync log.  ``status`` is None when no response arrived."""
-
-    kind: str
-    method: str
-    path: str
-    status: int | None
-    response_body: str
-    trace_id: str | None
-    duration_ms: float
-    error: str | None
 
 
 class _Response:
