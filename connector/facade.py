@@ -269,17 +269,22 @@ class Facade:
         self.service.worker.apply_settings(settings)
         self._cached = None
 
-    def save_source(self, source: SourceConfig, secret: str | None = None) -> SourceView:
-        """Add or update a source (and its secret, in the OS keyring); live at once."""
+    def save_source(self, source: SourceConfig, secret: str | None = None,
+                    auth_secret: str | None = None) -> SourceView:
+        """Add or update a source (its secret, and the auth credential of a source that also has a
+        signature, in the OS keyring); live at once."""
         parse_source(source.name, source.to_toml())  # ConfigError with the key at fault
         if secret:
             self._store_secret(secrets.source_user(source.name), secret.strip())
+        if auth_secret and secrets.secret_users(source).get("auth") == secrets.auth_user(source.name):
+            self._store_secret(secrets.auth_user(source.name), auth_secret.strip())
         self._apply(config_edit.set_source(self.config.config_path, source))
         return next(v for v in self.sources() if v.config.name == source.name)
 
     def remove_source(self, name: str) -> None:
         self._apply(config_edit.remove_source(self.config.config_path, name))
-        for user in (secrets.source_user(name), secrets.source_user(name, previous=True)):
+        for user in (secrets.source_user(name), secrets.source_user(name, previous=True),
+                     secrets.auth_user(name), secrets.auth_user(name, previous=True)):
             try:
                 secrets.delete_secret(user)
             except keyring.errors.KeyringError:
@@ -301,21 +306,25 @@ class Facade:
         source = self.config.sources.get(name)
         if source is None:
             return SendResult(False, f"No source named {name!r}.")
-        secret = secrets.get_secret(secrets.source_user(name))
-        if not secret:
-            return SendResult(False, f"No secret for {name!r} yet: enter one and save, or set "
-                                          f"{secrets.env_name(secrets.source_user(name))}.")
+        from connector.test_events import build_test_request, credentials_for_test
+
+        credentials, missing = credentials_for_test(source)  # per kind and auth method; none for public keys
+        if missing:
+            return SendResult(False, missing)
         if source.kind == "twilio" and not self.service.public_url():
             return SendResult(False, "Twilio signs the public URL: switch the tunnel on or set the public URL first.")
         now = self.service.clock()
         call_id = ("CA" + uuid.uuid4().hex) if source.kind == "twilio" else f"test-{uuid.uuid4().hex[:12]}"
-        body, content_type = sample_payload(source, call_id, now)
         path = f"/hooks/{name}"
         signed_url = (self.service.public_url() + path) if source.kind == "twilio" else ""
-        headers = sign_request(source, secret, body, content_type, signed_url, now) | {TEST_HEADER: "1"}
+        # Telnyx, GoHighLevel and JWT public keys: signed with the receiver's own key, kept as a test.
+        request = build_test_request(source, credentials, call_id, signed_url,
+                                     self.service.receiver.self_signer.private_key, now)
+        body, headers, query = request.body, request.headers, request.query
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http:
-                async with http.post(self.service.hooks_url + path, data=body, headers=headers) as resp:
+                async with http.post(self.service.hooks_url + path, data=body, headers=headers,
+                                     params=query or None) as resp:
                     status = resp.status
                     try:
                         answer = await resp.json(content_type=None)

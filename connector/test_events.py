@@ -30,7 +30,8 @@ from connector.receiver.hooks import TEST_HEADER
 from connector.receiver.signatures import VAPI_SECRET_HEADER, retell_signature, twilio_signature
 from connector.receiver.verify_keys import GHL_SIGNATURE, TELNYX_SIGNATURE, TELNYX_TIMESTAMP
 
-__all__ = ["TEST_HEADER", "TEST_PHONE", "SampleRequest", "build_test_request", "sample_payload", "sign_request"]
+__all__ = ["TEST_HEADER", "TEST_PHONE", "SampleRequest", "build_test_request", "sample_payload", "sign_request",
+           "credentials_for_test"]
 
 TEST_PHONE = "+15555550100"  # a fictional number (555-01xx)
 CALLER = "+15005550006"
@@ -222,6 +223,22 @@ def _credential(source: SourceConfig, secret: str, now: float,
         else:
             token = jwt.encode(claims, secret, algorithm="HS256")
     return {"Authorization": f"Bearer {token}"}, {}
+
+
+def credentials_for_test(source: SourceConfig) -> tuple[dict[str, str], str | None]:
+    """The secret of each check the source needs (``{"signature": ..., "auth": ...}``), or a sentence
+    naming the first one missing and where to put it."""
+    from connector import secrets
+
+    found: dict[str, str] = {}
+    for role, user in secrets.secret_users(source).items():
+        value = secrets.get_secret(user)
+        if not value:
+            what = "secret" if role == "signature" or user == secrets.source_user(source.name) else "auth credential"
+            return {}, (f"No {what} for {source.name!r} yet ({user}): enter it and save, or set "
+                        f"{secrets.env_name(user)}.")
+        found[role] = value
+    return found, None
 
 
 @dataclass(slots=True)

@@ -25,17 +25,14 @@ from PySide6.QtWidgets import (
 )
 from qasync import asyncSlot
 
-from connector.config import FORMATS, SIGNATURE_ENCODINGS, ConfigError, SourceConfig
+from connector.config import FORMATS, PAYLOAD_KINDS, SIGNATURE_ENCODINGS, ConfigError, SourceConfig
 from connector.facade import Facade, SecretStoreUnavailable, SourceView
 from connector.health import rejection_lines
+from gui.source_auth import KIND_LABELS, SourceDetails
 from gui.tunnel import TunnelBox
 from gui.widgets import LEVEL_COLORS, Confirm, CopyField, hint
 
-KIND_LABELS = {
-    "hmac": "HMAC-SHA256 (UnlimCall, Dialer.CX, most dialers)",
-    "standard": "Standard Webhooks (whsec_ secrets)",
-    "twilio": "Twilio status callbacks",
-}
+NO_SECRET = "No secret needed: this kind is checked with a public key (not a secret)."
 
 
 def set_result(label: QLabel, ok: bool | None, text: str) -> None:
@@ -90,6 +87,7 @@ class SourcesView(QWidget):
         form.addRow("Timestamp header", self.timestamp_header)
         form.addRow("Tolerance", self.tolerance)
         form.addRow("Payload format", self.format)
+        self.details = SourceDetails(form)  # signature of payload-only kinds, public keys, auth, allowlist, mapping
         form.addRow("Secret", self.secret)
         form.addRow("", self.secret_state)
         self._hmac_rows = (self.signature_header, self.encoding, self.timestamp_header)
@@ -174,6 +172,10 @@ class SourcesView(QWidget):
         self.list.currentItemChanged.connect(self._picked)
         self.add.clicked.connect(self.new_source)
         self.kind.currentIndexChanged.connect(self._kind_changed)
+        self.details.signature.currentIndexChanged.connect(self._kind_changed)
+        self.details.auth.currentIndexChanged.connect(self._kind_changed)
+        self.details.jwt.toggled.connect(self._kind_changed)
+        self.details.jwt_public_key.textChanged.connect(self._kind_changed)
         self.save.clicked.connect(self.on_save)
         self.remove.clicked.connect(self.ask_remove)
         self.save_public.clicked.connect(self.on_save_public)
@@ -233,6 +235,7 @@ class SourcesView(QWidget):
         self.timestamp_header.setText(src.timestamp_header)
         self.tolerance.setValue(src.tolerance_seconds)
         self.format.setCurrentIndex(self.format.findData(src.format))
+        self.details.load(src)
         self.secret.clear()
         self._show_secret_state(view)
         self.remove.setEnabled(True)
@@ -303,6 +306,7 @@ class SourcesView(QWidget):
         self.timestamp_header.setText(default.timestamp_header)
         self.tolerance.setValue(default.tolerance_seconds)
         self.format.setCurrentIndex(self.format.findData("auto"))
+        self.details.load(default)
         self.secret.clear()
         if self.facade.keyring_status().usable:
             self.secret_state.setText("The secret the sender signs with; it is kept in the OS keyring, "
@@ -321,18 +325,28 @@ class SourcesView(QWidget):
         self._kind_changed()
 
     def _kind_changed(self) -> None:
-        is_hmac = self.kind.currentData() == "hmac"
+        kind = self.kind.currentData()
+        self.details.set_kind(kind)
+        is_hmac = self.details.signature_is_hmac()
         for widget in self._hmac_rows:
             widget.setEnabled(is_hmac)
             label = self._form.labelForField(widget)
             if label is not None:
                 label.setEnabled(is_hmac)
+        self._form.setRowVisible(self.format, kind not in PAYLOAD_KINDS)
+        needs_secret = self.details.needs_source_secret()
+        self._form.setRowVisible(self.secret, needs_secret)
+        if not needs_secret:
+            self.secret_state.setText(NO_SECRET)
+        elif self.secret_state.text() == NO_SECRET:
+            self.secret_state.setText("The secret the sender signs with (or its credential): kept in the OS "
+                                      "keyring, never in a file.")
 
     # -- actions ------------------------------------------------------------------
     def form_source(self) -> SourceConfig:
         """The form's values over the source being edited: settings the form does not show are kept."""
         editing = self.facade.config.sources.get(self._editing or "")
-        return replace(
+        return self.details.apply(replace(
             editing or SourceConfig(""),
             name=self.name.text().strip(),
             kind=self.kind.currentData(),
@@ -340,8 +354,8 @@ class SourcesView(QWidget):
             signature_encoding=self.encoding.currentData(),
             timestamp_header=self.timestamp_header.text().strip(),
             tolerance_seconds=self.tolerance.value(),
-            format=self.format.currentData(),
-        )
+            format=self.format.currentData() if self.kind.currentData() not in PAYLOAD_KINDS else "auto",
+        ))
 
     def on_save(self) -> None:
         source = self.form_source()
@@ -352,7 +366,8 @@ class SourcesView(QWidget):
             set_result(self.result, False, f"A source named {source.name!r} exists already.")
             return
         try:
-            view = self.facade.save_source(source, self.secret.text() or None)
+            view = self.facade.save_source(source, self.secret.text() or None,
+                                           auth_secret=self.details.auth_credential())
         except (ConfigError, SecretStoreUnavailable) as exc:
             set_result(self.result, False, str(exc))
             return

@@ -86,7 +86,7 @@ class HooksReceiver:
         self.latency = latency or LatencyWindow()
         self.secrets_for = secrets_for  # keyring user -> its current and previous value
         self.clock = clock
-        self.test_signer = SelfSigner()  # signs the window's test events for public-key kinds
+        self.self_signer = SelfSigner()  # signs the window's test events for public-key kinds
         self._warned_no_secret: set[str] = set()
 
     def make_app(self) -> web.Application:
@@ -132,7 +132,7 @@ class HooksReceiver:
 
         try:
             test_signed = verify_request(source, self.config.server, self._parts(request, body, form),
-                                         self.secrets_for, self.clock(), self.test_signer.public_key)
+                                         self.secrets_for, self.clock(), self.self_signer.public_key)
         except NoSecret as exc:
             if name not in self._warned_no_secret:
                 self._warned_no_secret.add(name)

@@ -337,3 +337,16 @@ def test_junk_for_every_verifier_is_refused_over_http_never_a_5xx_never_stored(r
     assert len(probes) >= 200 and set(probes) == set(names)  # every verifier got junk
     assert count == 0 and seen <= {400, 401, 403, 413, 415}
     assert {401, 403} <= seen  # the verifiers were reached, not only the media-type check
+
+
+async def test_a_request_signed_with_the_receivers_own_key_is_always_a_test(senders):
+    own = Ed25519Pair()
+    own.private = senders.receiver.self_signer.private_key
+    own.public = senders.receiver.self_signer.public_key
+    body = sample("telnyx_call_hangup.json")  # an outcome: it would reach the CRM if it were not a test
+    status, answer = await post(senders, "telnyx", body, telnyx_headers(own, body))  # no X-Callsync-Test header
+    assert (status, answer["status"]) == (200, "stored")
+    record = await call(senders, "telnyx", "428c31b6-7af4-4bcb-b7f5-5013ef9657c1")
+    assert record["test"] in (1, True)
+    event = await senders.reader.run(lambda c: c.execute("SELECT event_json FROM events").fetchone()[0])
+    assert json.loads(event)["test"] is True
