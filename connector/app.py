@@ -21,6 +21,8 @@ from aiohttp import web
 from connector import secrets
 
 from connector.admin.api import AdminApi
+from connector.automations.admin_routes import add_automation_routes
+from connector.automations.service import Automations
 from connector.config import Config
 from connector.metrics import LatencyWindow
 from connector.housekeeping import Retention
@@ -93,8 +95,11 @@ class Service:
         self.writer.on_jobs_queued.append(self.worker.notify)
         add_sync_routes(self.admin.app, self)
         add_tunnel_routes(self.admin.app, self)
+        self.automations = Automations(config.automations, self.writer, self.reader, clock=clock)
+        self.writer.on_stored.append(self.automations.on_stored)
+        add_automation_routes(self.admin.app, self)
         self.retention = Retention(self.writer, config.retention.raw_payload_days, clock=clock)
-        self.background: list[Any] = [self.worker, self.retention]  # objects with async start()/stop()
+        self.background: list[Any] = [self.worker, self.retention, self.automations]  # async start()/stop()
         self._runners: list[web.AppRunner] = []
         self.hooks_port: int | None = None
         self.admin_port: int | None = None

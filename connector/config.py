@@ -21,6 +21,7 @@ import platformdirs
 from connector.startup import StartupError
 
 if TYPE_CHECKING:
+    from connector.automations.settings import AutomationSettings
     from connector.store.db import StoreTarget
     from connector.sync.settings import GhlSettings
     from connector.tunnel.settings import TunnelSettings
@@ -203,6 +204,7 @@ class Config:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     tunnel: TunnelSettings = field(default_factory=lambda: _parse_tunnel({}))
+    automations: AutomationSettings = field(default_factory=lambda: _parse_automations({}))
 
     @property
     def db_path(self) -> Path:
@@ -315,7 +317,7 @@ def parse_server(table: dict[str, Any]) -> ServerConfig:
     return server
 
 
-TOP_LEVEL_KEYS = ("server", "sources", "crm", "rules", "retention", "store", "tunnel")
+TOP_LEVEL_KEYS = ("server", "sources", "crm", "rules", "retention", "store", "tunnel", "automations", "actions", "alerts")
 
 
 def parse_store(table: Any) -> StoreConfig:
@@ -344,6 +346,12 @@ def _parse_tunnel(table: Any) -> TunnelSettings:
     return parse_tunnel(table)
 
 
+def _parse_automations(data: dict[str, Any]) -> AutomationSettings:
+    from connector.automations.settings import parse_automations  # imports ConfigError from here
+
+    return parse_automations(data)
+
+
 def _parse_ghl(data: dict[str, Any]) -> GhlSettings:
     from connector.sync.settings import parse_ghl  # imports ConfigError from here
 
@@ -364,7 +372,7 @@ def parse_config(data: dict[str, Any], data_dir: Path) -> Config:
     check_keys(crm, CRM_KEYS, "[crm]")
     return Config(data_dir=data_dir, server=server, sources=sources, raw=data, ghl=_parse_ghl(data),
                   retention=parse_retention(data.get("retention", {})), store=parse_store(data.get("store", {})),
-                  tunnel=_parse_tunnel(data.get("tunnel", {})))
+                  tunnel=_parse_tunnel(data.get("tunnel", {})), automations=_parse_automations(data))
 
 
 def ensure_data_dir(data_dir: Path) -> None:
