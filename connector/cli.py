@@ -30,7 +30,7 @@ from connector.version import VERSION
 log = logging.getLogger("callsync")
 
 SERVER_COMMANDS = ("serve", "gui")
-STORE_COMMANDS = ("serve", "gui", "replay", "dead", "doctor", "export", "store")  # accept --store-url
+STORE_COMMANDS = ("serve", "gui", "replay", "dead", "alerts", "doctor", "export", "store")  # accept --store-url
 LOG_FORMATS = ("text", "json")
 SECRET_ACTIONS = ("set", "delete", "status")
 
@@ -134,6 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
     _common_options(dead, server=False, default=suppress)
     _store_option(dead, suppress)
     dead.add_argument("--json", action="store_true", help="machine-readable output")
+
+    alerts = sub.add_parser("alerts", help="list the automations' alerts, newest first",
+                            description="Alerts raised by [automations.*] (DID burn, abandon rate, caller ID, "
+                                        "voicemail, carrier failures, agent pauses) with their evidence. "
+                                        "Works while callsync runs; '!' marks alerts not yet acknowledged.")
+    _common_options(alerts, server=False, default=suppress)
+    _store_option(alerts, suppress)
+    alerts.add_argument("--since", metavar="ISO8601", help="only alerts raised since this time")
+    alerts.add_argument("--recipe", help="only this recipe's alerts (e.g. abandon)")
+    alerts.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    alerts.add_argument("--json", action="store_true", help="machine-readable output")
 
     doctor = sub.add_parser("doctor", help="check everything a support call would, with a fix for each failure",
                             description="Keyring, secrets, data dir and free space, store integrity, ports, "
@@ -265,6 +276,10 @@ def run(args: argparse.Namespace) -> int:
             return replay_command(config, args)
         if command == "dead":
             return dead_command(config, args)
+        if command == "alerts":
+            from connector.cli_alerts import alerts_command
+
+            return alerts_command(config, args)
         if command == "doctor":
             from connector import doctor
 
