@@ -37,7 +37,6 @@ def store_location(config: Any) -> str:
 def selectable(text: str) -> QLabel:
     label = QLabel(text)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    label.setWordWrap(True)
     return label
 
 
@@ -62,8 +61,11 @@ class AboutDialog(QDialog):
             form.addRow(caption, label)
         text = QVBoxLayout()
         text.addWidget(self.version)
-        text.addWidget(hint("Signed call webhooks, stored safely and synced to GoHighLevel."))
+        tagline = hint("Signed call webhooks, stored safely and synced to GoHighLevel.")
+        tagline.setWordWrap(False)  # wrapped labels make the dialog taller than its text
+        text.addWidget(tagline)
         text.addLayout(form)
+        text.addStretch(1)
         top = QHBoxLayout()
         top.addWidget(icon)
         top.addLayout(text, 1)

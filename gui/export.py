@@ -104,7 +104,7 @@ class ExportDialog(QDialog):
         layout.addWidget(self.scope_note)
         layout.addWidget(self.error)
         layout.addWidget(self.buttons)
-        self.setMinimumWidth(560)
+        self.setMinimumWidth(680)
         self.file_dialog: QFileDialog | None = None
 
         self.range.currentIndexChanged.connect(self._range_changed)

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QApplication, QWidget
 
 import qasync  # after PySide6
@@ -42,6 +42,7 @@ from connector.config import parse_config
 from connector.facade import Facade
 from connector.sync.settings import DEFAULT_RULES
 from connector.test_events import sign_request
+from connector.window_export import default_path
 from tests.fakes.ghl_server import FakeGhl, Fault
 from tests.memory_keyring import MemoryKeyring
 
@@ -221,10 +222,21 @@ async def fill(service: Service, ghl: Any, clock: ShiftedClock, *, calls: int = 
         await settle(service)
 
 
-async def grab(window: QWidget, path: Path) -> None:
+async def grab(window: QWidget, path: Path, dialog: QWidget | None = None) -> None:
+    """The window as it looks; with ``dialog``, that dialog over the window (framed, with a shadow)."""
     await asyncio.sleep(0.4)
     QApplication.processEvents()
     image = window.grab().toImage()
+    if dialog is not None:
+        image = image.convertToFormat(QImage.Format.Format_RGB32)
+        top = dialog.grab().toImage()
+        x, y = (image.width() - top.width()) // 2, (image.height() - top.height()) // 3
+        painter = QPainter(image)
+        painter.fillRect(x + 6, y + 6, top.width(), top.height(), QColor("#90a4ae"))
+        painter.drawImage(x, y, top)
+        painter.setPen(QColor("#546e7a"))
+        painter.drawRect(x - 1, y - 1, top.width() + 1, top.height() + 1)
+        painter.end()
     small = image.convertToFormat(QImage.Format.Format_Indexed8, Qt.ImageConversionFlag.ThresholdDither
                                   | Qt.ImageConversionFlag.AvoidDither)
     small.save(str(path), "PNG", 9)
@@ -280,6 +292,16 @@ async def render(outdir: Path) -> list[Path]:
         await shot("events")
         window.events.inspector.tabs.setCurrentIndex(3)
         await shot("events-delivery-log")
+        events = window.events  # Export… with a filter of the tab, over the last 7 days
+        events.source.setCurrentIndex(events.source.findData("dialer"))
+        await events.reload()
+        export = events.exporter.open_dialog(events.export_scope())
+        export.range.setCurrentIndex(2)
+        export.path.setText(str(default_path(Path("/home/maria/Documents"), "events", "csv", time.time())))
+        await grab(window, outdir / "export.png", export)
+        written.append(outdir / "export.png")
+        export.reject()
+        events.source.setCurrentIndex(0)
         window.select_tab("calls")
         await window.calls.reload()
         rows = window.calls.model.rows
@@ -297,6 +319,11 @@ async def render(outdir: Path) -> list[Path]:
         window.select_tab("crm")
         await window.crm.on_test()
         await shot("crm")
+        window.select_tab("dashboard")
+        about = window.show_about()
+        await grab(window, outdir / "about.png", about)
+        written.append(outdir / "about.png")
+        about.close()
         window.stack.setCurrentWidget(window.setup)
         window.resize(960, 600)
         await shot("setup")
