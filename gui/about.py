@@ -96,7 +96,7 @@ def open_checks(facade: Facade, parent: QWidget | None) -> ChecksDialog:
 class ChecksDialog(QDialog):
     """The checklist of ``callsync doctor``, run in the background, with a fix for each failure."""
 
-    HEADERS = ["", "Check", "Result", "Fix"]
+    HEADERS = ("", "Check", "Result", "Fix")
 
     def __init__(self, facade: Facade, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -105,7 +105,7 @@ class ChecksDialog(QDialog):
         self.summary = QLabel("Running checks…")
         self.summary.setWordWrap(True)
         self.table = QTableWidget(0, len(self.HEADERS))
-        self.table.setHorizontalHeaderLabels(self.HEADERS)
+        self.table.setHorizontalHeaderLabels(list(self.HEADERS))
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setWordWrap(True)
