@@ -21,6 +21,7 @@ import keyring.errors
 
 from connector import config_edit, secrets, window_export
 from connector import window_queries as wq
+from connector.automations.controls import AutomationControls
 from connector.autostart import Autostart, default_launch_command
 from connector.config import ConfigError, SourceConfig, parse_config, parse_source
 from connector.doctor import Item, diagnose
@@ -32,8 +33,8 @@ from connector.store import jobs, stats
 from connector.sync.settings import DEFAULT_RULES, GhlSettings, Rule, parse_ghl
 from connector.sync.worker import TOKEN_USER
 from connector.test_events import TEST_HEADER, sample_payload, sign_request
-from connector.window_export import ExportJob, ExportOutcome, ExportRequest
 from connector.tunnel.controls import TunnelControls
+from connector.window_export import ExportJob, ExportOutcome, ExportRequest
 from connector.window_views import (
     CrmView,
     KeyringStatus,
@@ -64,6 +65,7 @@ class Facade:
         self._cache_key: tuple[Any, ...] | None = None
         self._failed_calls: tuple[Any, int] = (None, 0)  # (counters it was taken at, count)
         self.tunnel = TunnelControls(service)  # the public URL: switch, authtoken, "test from outside"
+        self.automations = AutomationControls(service)  # recipes, alerts, acknowledge, desktop notifications
 
     @property
     def config(self):  # noqa: ANN201 - connector.config.Config

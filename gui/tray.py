@@ -70,6 +70,17 @@ class Tray(QObject):
             self.notify("callsync needs attention", verdict, QSystemTrayIcon.MessageIcon.Warning)
         self.level, self.verdict, self.dead = level, verdict, dead
 
+    def show_alerts(self, alerts: list[dict]) -> None:
+        """New automation alerts as a desktop notification (one for a burst)."""
+        if not alerts:
+            return
+        if len(alerts) == 1:
+            self.notify("callsync alert", alerts[0]["message"], QSystemTrayIcon.MessageIcon.Warning)
+            return
+        self.notify(f"callsync: {len(alerts)} alerts", "\n".join(a["message"] for a in alerts[:3])
+                    + ("\n…" if len(alerts) > 3 else "") + "\nOpen callsync → Automations.",
+                    QSystemTrayIcon.MessageIcon.Warning)
+
     def notify(self, title: str, text: str, icon: QSystemTrayIcon.MessageIcon) -> None:
         self.notifications.append((title, text))
         if self.icon.isVisible() and QSystemTrayIcon.supportsMessages():

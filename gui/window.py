@@ -22,6 +22,7 @@ from qasync import asyncSlot
 
 from connector.facade import Facade, Snapshot
 from gui.about import AboutDialog, ChecksDialog, open_checks
+from gui.automations import AutomationsView
 from gui.calls import CallsView
 from gui.crm import CrmView
 from gui.dashboard import Dashboard
@@ -67,6 +68,7 @@ class MainWindow(QMainWindow):
         self.events = EventsView(facade)
         self.calls = CallsView(facade)
         self.dead_letters = DeadLettersView(facade)
+        self.automations = AutomationsView(facade)
         self.sources = SourcesView(facade)
         self.crm = CrmView(facade)
         self.tabs = QTabWidget()
@@ -75,6 +77,7 @@ class MainWindow(QMainWindow):
             "events": (self.events, "Events"),
             "calls": (self.calls, "Calls"),
             "dead_letters": (self.dead_letters, "Dead letters"),
+            "automations": (self.automations, "Automations"),
             "sources": (self.sources, "Sources"),
             "crm": (self.crm, "CRM"),
         }
@@ -125,6 +128,7 @@ class MainWindow(QMainWindow):
             tray.quit_requested.connect(self.quit_requested)
             tray.autostart_toggled.connect(self.set_autostart)
             tray.about_requested.connect(self.show_about)
+            facade.automations.on_alert(tray.show_alerts)  # desktop notifications ([alerts] desktop)
 
     def _build_menu(self) -> None:
         menu = self.menuBar().addMenu("&callsync")
@@ -286,7 +290,7 @@ class MainWindow(QMainWindow):
 
     def _tab_changed(self, _index: int) -> None:
         page = self.tabs.currentWidget()
-        if page in (self.events, self.calls, self.dead_letters):
+        if page in (self.events, self.calls, self.dead_letters, self.automations):
             page.reload()
         elif page is self.sources:
             self.sources.reload()
@@ -334,5 +338,7 @@ class MainWindow(QMainWindow):
                 page = self.tabs.currentWidget()
                 if page in (self.events, self.calls, self.dead_letters) and self.stack.currentIndex() == 0:
                     await page.refresh_new()
+            if self.tabs.currentWidget() is self.automations and self.stack.currentIndex() == 0:
+                await self.automations.refresh_new()  # live figures move with the clock too (pauses)
         finally:
             self._busy = False
