@@ -261,7 +261,7 @@ def idle_app(data_dir: Path, seconds: float) -> tuple[float, float, str]:
         "QT_QPA_PLATFORM": "offscreen",
         "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",  # never touch a real keyring
     }
-    proc = subprocess.Popen([sys.executable, "-m", "connector", "gui", "--data-dir", str(data_dir)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "gui", "gui", "--data-dir", str(data_dir)], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60

@@ -22,7 +22,7 @@ def _desktop_quote(arg: str) -> str:
 def default_launch_command(data_dir: Path) -> list[str]:
     script = Path(sys.executable).with_name("callsync")
     found = str(script) if script.exists() else shutil.which("callsync")
-    base = [found] if found else [sys.executable, "-m", "connector"]
+    base = [found] if found else [sys.executable, "-m", "gui"]  # gui/launcher.py
     return [*base, "gui", "--data-dir", str(data_dir)]
 
 

@@ -1,4 +1,6 @@
-"""``callsync`` command line: the window by default, ``serve`` for headless servers.
+"""``callsync`` command line, headless: ``serve`` and the tools.  The ``callsync`` launcher
+(``gui/launcher.py``) hands :func:`main` a :class:`Window` so that no command (or ``gui``) opens the window;
+this module imports nothing from ``gui``.
 
 Every configuration and start-up problem ends as one line on stderr and exit code 2
 (:class:`~connector.config.ConfigError`, :class:`~connector.startup.StartupError`), never a traceback.
@@ -12,7 +14,9 @@ import logging
 import signal
 import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Protocol
 
 from connector.config import Config, ConfigError, apply_overrides, default_data_dir, load_config
 from connector.cli_tools import (
@@ -233,37 +237,43 @@ async def serve(config: Config) -> int:
     return 0
 
 
-def self_test() -> int:
+class Window(Protocol):
+    """What opens the window; the ``callsync`` launcher (``gui/launcher.py``) provides it.  This module
+    is headless: without a window, ``gui`` is refused with one line."""
+
+    def possible(self) -> bool:
+        """Whether a dialog can be shown here (a display, or an offscreen platform)."""
+
+    def run(self, config: Config) -> int:
+        """Run callsync with its window until it quits."""
+
+    def show_error(self, exc: Exception) -> int:
+        """Show a start-up error as one line on stderr and a dialog; the exit code."""
+
+    def self_checks(self) -> list[Callable[[], Any]]:
+        """Checks --self-test adds for the window (its toolkit's platform plugin loads)."""
+
+
+def self_test(window: Window | None = None) -> int:
     from connector import selftest
 
-    extra = []
-    try:
-        from gui.selfcheck import qt_platform_check
-
-        extra.append(qt_platform_check)
-    except ImportError as exc:  # a server install without the window: say so, as a failed check
-        reason = str(exc)
-
-        def qt_missing() -> selftest.Check:
-            return selftest.Check("window toolkit", False, f"cannot load the window: {reason}")
-
-        extra.append(qt_missing)
-    return selftest.run(extra)
+    return selftest.run(window.self_checks() if window is not None else [])
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, window: Window | None = None) -> int:
     command = args.command
     if args.self_test:
-        return self_test()
+        return self_test(window)
+    if command == "gui" and window is None:
+        raise StartupError("the window is opened by the `callsync` command (`callsync gui`); "
+                           "this command line is headless: use `serve` to run without a window")
     if command == "secret":
         return secret_command(args, lambda: load(args, create=False))
     try:
         config = load(args, create=command in SERVER_COMMANDS)
     except (ConfigError, StartupError) as exc:
-        if command == "gui" and _window_possible():
-            from gui.main import show_startup_error
-
-            return show_startup_error(exc)  # the same line on stderr, and a dialog
+        if command == "gui" and window is not None and window.possible():
+            return window.show_error(exc)  # the same line on stderr, and a dialog
         raise
     try:
         if command == "check-crm":
@@ -310,27 +320,18 @@ def run(args: argparse.Namespace) -> int:
 
             return run_supervisor(config, args.workers, args)
         return asyncio.run(serve(config))
-    from gui.main import run_gui
-
-    return run_gui(config)
-
-
-def _window_possible() -> bool:
-    """Whether a dialog can be shown: on X11/Wayland only with a display (Qt aborts without one)."""
-    import os
-
-    if sys.platform in ("win32", "darwin") or os.environ.get("QT_QPA_PLATFORM"):
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    assert window is not None
+    return window.run(config)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, window: Window | None = None) -> int:
+    """The command line; ``window`` (from ``gui/launcher.py``) opens the window for ``gui``."""
     args = parse_args(argv)
     from connector import logs
 
     logs.setup(logging.DEBUG if args.verbose else logging.INFO, getattr(args, "log_format", None) or "text")
     try:
-        return run(args)
+        return run(args, window)
     except ConfigError as exc:
         print(f"callsync: configuration error: {one_line(exc)}", file=sys.stderr)
     except StartupError as exc:

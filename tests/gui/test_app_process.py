@@ -33,7 +33,7 @@ def test_gui_command_serves_webhooks_in_one_process_and_stops_cleanly(tmp_path):
         "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",  # never the developer's keyring
         "CALLSYNC_SECRET_DIALER": SECRET,
     }
-    proc = subprocess.Popen([sys.executable, "-m", "connector", "gui", "--data-dir", str(tmp_path)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "gui", "gui", "--data-dir", str(tmp_path)], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         lines: queue.Queue[str] = queue.Queue()

@@ -37,9 +37,9 @@ class Run:
 
 
 async def run_cli(*args: str, env: dict | None = None, stdin: bytes | None = None, timeout: float = 30) -> Run:
-    """`python -m connector ARGS` with only the CALLSYNC_ variables given in ``env``."""
+    """`callsync ARGS` (``python -m gui``, the launcher) with only the CALLSYNC_ variables given in ``env``."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "connector", *args, cwd=ROOT,
+        sys.executable, "-m", "gui", *args, cwd=ROOT,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env=ENV | (env or {}),
     )
@@ -197,7 +197,7 @@ async def test_data_dir_without_a_command_opens_the_window_on_that_dir(tmp_path)
     data = tmp_path / "my data"
     data.mkdir()
     (data / "config.toml").write_text(SERVE_ON_ANY_PORT)
-    proc = subprocess.Popen([sys.executable, "-m", "connector", "--data-dir", str(data)], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "gui", "--data-dir", str(data)], cwd=ROOT,
                             env=ENV | {"QT_QPA_PLATFORM": "offscreen", "CALLSYNC_ADMIN_TOKEN": "t"},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -46,11 +46,12 @@ def test_bad_command_lines_are_usage_errors(argv, capsys):
 @pytest.mark.parametrize("argv", [["--data-dir", "{dir}", "--port", "0"], ["--port", "0", "gui", "--data-dir", "{dir}"]])
 def test_no_command_opens_the_window_with_the_options(tmp_path, monkeypatch, argv):
     import gui.main
+    from gui import launcher
 
     seen = []
     monkeypatch.setattr(gui.main, "run_gui", lambda config: seen.append(config) or 0)
     data = tmp_path / "data"
-    assert cli.main([a.replace("{dir}", str(data)) for a in argv]) == 0
+    assert launcher.main([a.replace("{dir}", str(data)) for a in argv]) == 0
     (config,) = seen
     assert config.data_dir == data and config.server.port == 0
     assert (data / "config.toml").exists()  # the window, like serve, writes the starter config
@@ -81,6 +82,7 @@ def test_every_command_and_option_has_help():
 
 def test_a_configuration_error_for_the_window_goes_to_its_dialog(tmp_path, monkeypatch):
     import gui.main
+    from gui import launcher
 
     from connector.config import ConfigError
 
@@ -88,6 +90,14 @@ def test_a_configuration_error_for_the_window_goes_to_its_dialog(tmp_path, monke
     monkeypatch.setattr(gui.main, "show_startup_error", lambda error: shown.append(error) or 2)
     monkeypatch.setattr(gui.main, "run_gui", lambda config: pytest.fail("the window must not start"))
     (tmp_path / "config.toml").write_text("[sources.dialer]\ntolerance_secs = 5\n")
-    assert cli.main(["--data-dir", str(tmp_path)]) == 2
+    assert launcher.main(["--data-dir", str(tmp_path)]) == 2
     (error,) = shown
     assert isinstance(error, ConfigError) and "did you mean 'tolerance_seconds'?" in str(error)
+
+
+@pytest.mark.parametrize("argv", [[], ["gui"], ["--port", "0"]])
+def test_the_headless_command_line_refuses_the_window_in_one_line(tmp_path, capsys, argv):
+    assert cli.main([*argv, "--data-dir", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "callsync gui" in err[0] and "serve" in err[0]
+    assert not (tmp_path / "data").exists()  # refused before anything was created

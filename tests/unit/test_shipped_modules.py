@@ -73,3 +73,27 @@ print(json.dumps({{"modules": len(modules), "tests": sorted(m for m in sys.modul
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["modules"] > 30
     assert result["tests"] == [] and result["doubles"] == []
+
+
+WINDOW_MODULES = ("gui", "PySide6", "qasync", "pyqtgraph")
+
+
+def test_connector_imports_nothing_of_the_window():
+    """connector/ is the headless core: no import of gui/ or Qt anywhere in it (the window's entry point
+    is gui/launcher.py)."""
+    offenders = {str(p.relative_to(ROOT)): [n for n in imported_names(p) if n.split(".")[0] in WINDOW_MODULES]
+                 for p in shipped_files() if p.relative_to(ROOT).parts[0] == "connector"}
+    assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def test_the_launcher_runs_headless_commands_without_loading_qt(tmp_path):
+    code = f"""
+import sys
+from gui import launcher
+code = launcher.main(["dead", "--data-dir", {str(tmp_path)!r}])
+print(code, sorted({{m.split(".")[0] for m in sys.modules}} & {set(WINDOW_MODULES[1:])!r}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                         env={"PATH": "/usr/bin:/bin", "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "0 []"
