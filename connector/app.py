@@ -196,6 +196,19 @@ class Service:
         """The URL senders call (Twilio signs it): ``[server] public_url``, else the tunnel's, else ""."""
         return self.config.server.public_url or self.tunnel.public_url or ""
 
+    def apply_config(self, fresh: Config) -> None:
+        """Use a freshly loaded configuration from now on, without a restart (the window edits sources,
+        the public URL and [crm.ghl] while callsync runs).  The receiver reads ``config.sources`` and
+        ``config.server`` per request, so they are updated in place; the CRM settings go to the worker."""
+        live = self.config.sources
+        for name in [n for n in live if n not in fresh.sources]:
+            del live[name]
+        live.update(fresh.sources)
+        self.config.server.public_url = fresh.server.public_url
+        self.config.raw = fresh.raw
+        self.config.ghl = self.ghl = fresh.ghl
+        self.worker.apply_settings(fresh.ghl)
+
     def _writer_committed_recently(self) -> bool:
         last = self.writer.last_commit_at
         return last is not None and time.monotonic() - last < STALLED_SECONDS

@@ -30,7 +30,7 @@ from connector.redact import mask_headers, pretty_payload
 from connector.store import calls as store_calls
 from connector.store import events as store_events
 from connector.store import jobs, stats
-from connector.sync.settings import DEFAULT_RULES, GhlSettings, Rule, parse_ghl
+from connector.sync.settings import DEFAULT_RULES, GhlSettings, Rule
 from connector.sync.worker import TOKEN_USER
 from connector.test_events import TEST_HEADER, sample_payload, sign_request
 from connector.tunnel.controls import TunnelControls
@@ -259,16 +259,7 @@ class Facade:
 
     def _apply(self, data: dict[str, Any]) -> None:
         """Make the running service use freshly written config data (sources, public URL, CRM)."""
-        fresh = parse_config(data, self.config.data_dir)
-        live = self.config.sources
-        for name in [n for n in live if n not in fresh.sources]:
-            del live[name]
-        live.update(fresh.sources)
-        self.config.server.public_url = fresh.server.public_url
-        self.config.raw = data
-        settings = parse_ghl(data)
-        self.service.ghl = settings
-        self.service.worker.apply_settings(settings)
+        self.service.apply_config(parse_config(data, self.config.data_dir))
         self._cached = None
 
     def save_source(self, source: SourceConfig, secret: str | None = None,
@@ -381,8 +372,7 @@ class Facade:
         return self.service.worker.settings
 
     def _crm_keys(self) -> set[str]:
-        table = (self.config.raw.get("crm") or {}).get("ghl") or {}
-        return set(table)
+        return set(self.config.ghl.explicit_keys)
 
     def save_rules(self, rules: list[Rule]) -> GhlSettings:
         self._apply(config_edit.set_rules(self.config.config_path, list(rules)))

@@ -75,6 +75,8 @@ class GhlSettings:
     # Seconds to wait after the 1st, 2nd, ... failed try (+-20 % jitter); after the last, dead letter.
     retry_schedule: list[float] = field(default_factory=lambda: [5, 30, 120, 600, 1800, 7200, 21600])
     rules: list[Rule] = field(default_factory=lambda: list(DEFAULT_RULES))
+    # The keys config.toml sets in [crm.ghl] (the rest are defaults): an edit back to a default drops the key.
+    explicit_keys: frozenset[str] = field(default=frozenset(), compare=False)
 
     @property
     def configured(self) -> bool:
@@ -150,16 +152,19 @@ def _check_ghl_values(settings: GhlSettings) -> None:
         raise ConfigError("crm.ghl.contact_cache_seconds must not be negative")
 
 
+NOT_KEYS = ("rules", "explicit_keys")  # GhlSettings fields that are not keys of [crm.ghl]
+
+
 def parse_ghl(data: dict[str, Any]) -> GhlSettings:
     crm = data.get("crm", {})
     table = crm.get("ghl", {}) if isinstance(crm, dict) else None
     if not isinstance(table, dict):
         raise ConfigError("[crm.ghl] must be a table")
-    check_keys(table, [f for f in GhlSettings.__dataclass_fields__ if f != "rules"], "[crm.ghl]")
+    check_keys(table, [f for f in GhlSettings.__dataclass_fields__ if f not in NOT_KEYS], "[crm.ghl]")
     defaults = GhlSettings()
     values: dict[str, Any] = {}
     for name in GhlSettings.__dataclass_fields__:
-        if name == "rules" or name not in table:
+        if name in NOT_KEYS or name not in table:
             continue
         default = getattr(defaults, name)
         value = table[name]
@@ -174,7 +179,7 @@ def parse_ghl(data: dict[str, Any]) -> GhlSettings:
         if type(value) is not type(default):
             raise ConfigError(f"crm.ghl.{name} must be {type(default).__name__}, got {value!r}")
         values[name] = value
-    settings = GhlSettings(**values)
+    settings = GhlSettings(**values, explicit_keys=frozenset(table))
     if settings.missing_contact not in MISSING_CONTACT:
         raise ConfigError(f"crm.ghl.missing_contact must be one of {', '.join(MISSING_CONTACT)}")
     if settings.custom_field_value_key not in FIELD_VALUE_KEYS:

@@ -135,11 +135,11 @@ def test_every_table_refuses_unknown_keys_and_bad_values(tmp_path, data, message
 def test_every_known_key_is_accepted(tmp_path):
     """The key checks know every field (including ones added later): a full file parses."""
     from connector.config import ServerConfig, SourceConfig
-    from connector.sync.settings import GhlSettings, Rule
+    from connector.sync.settings import NOT_KEYS, GhlSettings, Rule
 
     server = {k: getattr(ServerConfig(), k) for k in ServerConfig.__dataclass_fields__}
     source = {k: getattr(SourceConfig("d"), k) for k in SourceConfig.__dataclass_fields__ if k != "name"}
-    ghl = {k: getattr(GhlSettings(), k) for k in GhlSettings.__dataclass_fields__ if k != "rules"}
+    ghl = {k: getattr(GhlSettings(), k) for k in GhlSettings.__dataclass_fields__ if k not in NOT_KEYS}
     rule = {k: getattr(Rule(outcome=["sale"]), k) for k in Rule.__dataclass_fields__}
     config = parse_config({"server": server, "sources": {"d": source}, "crm": {"ghl": ghl}, "rules": [rule]},
                           tmp_path)
