@@ -67,6 +67,9 @@ class Dispatcher:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._session = aiohttp.ClientSession()
+        released = await self.writer.execute(lambda db: store.release_leases(db, self.clock()))
+        if released:
+            log.warning("alerts: %d delivery(ies) interrupted by the last stop are tried again", released)
         self._task = asyncio.create_task(self._run(), name="alert-dispatch")
 
     async def stop(self) -> None:

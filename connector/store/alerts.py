@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from connector.store import stats
-from connector.store.db import Db, dicts, marks, one_dict, values_rows
+from connector.store.db import SQLITE, Db, dicts, marks, one_dict, values_rows
 
 ALERT_SOURCE = "alert"
 ALERT_KINDS = ("action", "notify", "webhook")
@@ -180,6 +180,16 @@ def claim(db: Db, now: float, lease_seconds: float) -> dict[str, Any] | None:
     alert = one_dict(db.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)))
     job["alert"] = None if alert is None else _alert(alert)
     return job
+
+
+def release_leases(db: Db, now: float) -> int:
+    """At start-up, on SQLite (one process per store, the data-dir lock): alert jobs still leased were taken
+    by a process that died (kill -9) and are due again at once - the result of their last try is unknown,
+    so the sink may see that alert again, under the same id.  On PostgreSQL a lease runs out instead."""
+    if db.dialect != SQLITE:
+        return 0
+    return db.execute("UPDATE jobs SET status = 'pending', lease_until = NULL, next_attempt_at = ? "
+                      "WHERE kind <> 'crm' AND status = 'leased'", (now,)).rowcount
 
 
 def next_due(db: Db, now: float) -> float | None:

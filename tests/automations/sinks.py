@@ -18,6 +18,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    status: int = 200  # what the sink answered
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -34,12 +35,17 @@ class Sink:
     _runner: web.AppRunner | None = None
 
     async def _handle(self, request: web.Request) -> web.Response:
-        self.requests.append(Received(time.monotonic(), request.method, request.path_qs, dict(request.headers),
-                                      await request.read()))
+        received = Received(time.monotonic(), request.method, request.path_qs, dict(request.headers),
+                            await request.read())
+        self.requests.append(received)
         if self.failures > 0:
             self.failures -= 1
+            received.status = self.fail_with
             return web.Response(status=self.fail_with, text="try later")
         return web.json_response({"ok": True})
+
+    def accepted(self) -> list[Received]:
+        return [r for r in self.requests if 200 <= r.status < 300]
 
     async def start(self, port: int = 0) -> Sink:
         app = web.Application()

@@ -137,3 +137,32 @@ async def test_a_sink_that_fails_is_retried_under_the_same_id_then_dead_and_repl
         await wait_for(lambda: len(dialer.requests) == 3, 1)
     finally:
         await svc.stop()
+
+
+async def test_after_a_restart_the_next_crossing_is_a_new_alert_and_the_old_one_is_not_repeated(
+        tmp_path, sinks, memory_keyring):
+    dialer, apprise = sinks
+    secrets.set_secret("source:dialer", SECRET)
+    config = automation_config(tmp_path, dialer, apprise, act_at=50.0)
+    svc = Service(config)
+    await svc.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            for n, disposition in enumerate(["SALE"] * 9 + ["DROP"] + ["SALE"] * 20):  # 10 %, then 0 %: re-armed
+                assert await post(http, svc, ended(n, disposition)) == 200
+        await wait_for(lambda: len(apprise.requests) == 1, 5, "the first warning")
+    finally:
+        await svc.stop()
+    svc = Service(automation_config(tmp_path, dialer, apprise, act_at=50.0))
+    await svc.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            assert await post(http, svc, ended(30, "DROP")) == 200  # 1 / 20 = 5 %
+            assert await post(http, svc, ended(31, "DROP")) == 200  # 2 / 20 = 10 %: the second crossing
+            await wait_for(lambda: len(apprise.requests) == 2, 5, "the second warning")
+            async with http.get(f"{svc.admin_url}/api/alerts") as resp:
+                alerts = (await resp.json())["alerts"]
+        assert len(alerts) == 2 and alerts[0]["id"] != alerts[1]["id"]
+        assert [r.json()["alert_id"] for r in apprise.requests] == [alerts[1]["id"], alerts[0]["id"]]
+    finally:
+        await svc.stop()
