@@ -15,7 +15,8 @@ __all__ = ["add", "bump", "by_hour", "hour_of", "rejections_by_source", "totals"
 
 def add(db: Db, counts: Mapping[tuple[int, str], int]) -> None:
     """Add ``(hour, name) -> n`` to the counters with one statement."""
-    rows = [(hour, name, n) for (hour, name), n in counts.items() if n]
+    # In key order: writers in several processes lock the rows they add to in one order (no deadlock).
+    rows = sorted((hour, name, n) for (hour, name), n in counts.items() if n)
     if rows:
         db.execute(
             f"INSERT INTO stats_hourly (hour, name, n) VALUES {values_rows(len(rows), 3)} "
