@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import re
+from functools import lru_cache
+
 import phonenumbers
 
 from connector.automations.facts import Fact
@@ -18,6 +21,8 @@ from connector.automations.windows import Alert, Ring, alert_id, percent, rounde
 
 NAME = "caller_id"
 RECENT = 100  # the live figure: mismatches among the last international calls checked
+_REGIONS = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
+_NOT_DIGIT = re.compile(r"\D")
 
 
 @dataclass(slots=True)
@@ -38,11 +43,27 @@ class State:
 
 
 def country(number: str | None, default_region: str) -> str | None:
-    """The ISO country of a phone number, None when it cannot be read."""
+    """The ISO country of a phone number, None when it cannot be read.  A country calling code with one
+    country (+49) answers at once; NANP numbers (+1) by their area code, cached; others are parsed."""
     if not number:
         return None
+    digits = _NOT_DIGIT.sub("", number)
+    if number.lstrip().startswith("+") and len(digits) >= 7:
+        for size in (1, 2, 3):
+            regions = _REGIONS.get(int(digits[:size]))
+            if regions:
+                if len(regions) == 1 and regions[0] != "001":
+                    return regions[0]
+                if size == 1 and digits[0] == "1":
+                    return _parsed("+" + digits[:4] + "5550123", None)  # NANP: the area code decides
+                break
+    return _parsed(number, None if number.lstrip().startswith("+") else default_region)
+
+
+@lru_cache(maxsize=4096)
+def _parsed(number: str, region: str | None) -> str | None:
     try:
-        parsed = phonenumbers.parse(number, None if number.startswith("+") else default_region)
+        parsed = phonenumbers.parse(number, region)
     except phonenumbers.NumberParseException:
         return None
     return phonenumbers.region_code_for_number(parsed) if phonenumbers.is_possible_number(parsed) else None

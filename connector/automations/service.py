@@ -197,17 +197,12 @@ class Automations:
         engine = Engine(self.settings, salt)
         engine.load_trips(trips)
         recipes = self.settings.recipes
-        queries: list[tuple[str, Callable[..., Any], tuple[Any, ...]]] = [
-            ("did_burn", store.calls_by_did, (recipes["did_burn"].window, recipes["did_burn"].baseline_window)),
-            ("abandon", store.calls_by_campaign, (recipes["abandon"].window,)),
-            ("carrier", store.calls_by_route, (recipes["carrier"].window,)),
-            ("voicemail", store.recent_calls, (100,)),
-        ]
-        for name, query, args in queries:
-            if recipes[name].enabled:
-                rows = await self.reader.run(query, *args)
-                engine.rebuild(name, [from_call_row(r, r["event_id"] or 0) for r in rows
-                                      if r["event_id"] is None or r["event_id"] <= cut])
+        windowed = [name for name in ("did_burn", "abandon", "carrier", "voicemail") if recipes[name].enabled]
+        if windowed:
+            rows = await self.reader.run(store.recent_finished)
+            facts = [from_call_row(r, r["event_id"] or 0) for r in rows if r["event_id"] is None or r["event_id"] <= cut]
+            for name in windowed:
+                engine.rebuild(name, facts)
         now = self.clock()
         if recipes["pause"].enabled:
             rows = await self.reader.run(store.agent_events, now - AGENT_HISTORY_SECONDS)

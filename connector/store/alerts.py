@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from connector.store import stats
@@ -24,9 +24,8 @@ SALT_KEY = "automations.salt"
 MARK_KEY = "automations.mark"
 CALL_COLUMNS = ("source, call_id, outcome, status, direction, from_number, to_number, did, campaign, sip_code, agent, "
                 "answered_by, updated_at")
-_FINISHING_EVENT = ("(SELECT MIN(e.id) FROM events e WHERE e.source = ranked.source AND e.call_id = ranked.call_id "
-                    "AND e.outcome IS NOT NULL) AS event_id")
 _DUE = "kind <> 'crm' AND status = 'pending' AND next_attempt_at <= ?"
+REBUILD_CALLS = 200_000  # the newest finished calls the windows are rebuilt from at start-up
 
 
 # -- the engine's own values ----------------------------------------------------------------
@@ -229,41 +228,15 @@ def delivery_counts(db: Db) -> dict[str, int]:
 # -- rebuilding the windows at start-up -----------------------------------------------------
 
 
-def _ranked(db: Db, partitions: Iterable[str], where: str, limits: Sequence[int]) -> list[dict[str, Any]]:
-    """Finished calls that are among the newest ``limits[i]`` of their ``partitions[i]`` group, with the id of
-    the event that finished each; oldest first (the order they finished in)."""
-    parts = list(partitions)
-    numbers = ", ".join(f"ROW_NUMBER() OVER (PARTITION BY {p} ORDER BY updated_at DESC, call_id DESC) AS r{i}"
-                        for i, p in enumerate(parts))
-    keep = " OR ".join(f"r{i} <= ?" for i in range(len(parts)))
+def recent_finished(db: Db, limit: int = REBUILD_CALLS) -> list[dict[str, Any]]:
+    """The newest ``limit`` finished calls (not tests), with the id of the event that finished each, in the
+    order they finished (oldest first).  Start-up pushes them through every window: a window keeps its
+    subject's last calls, so the rebuild costs the same whatever the store's size (``calls_updated``
+    index, newest first)."""
     rows = dicts(db.execute(
-        f"WITH ranked AS (SELECT {CALL_COLUMNS}, {numbers} FROM calls WHERE outcome IS NOT NULL AND test = 0 AND {where}) "
-        f"SELECT {CALL_COLUMNS}, {_FINISHING_EVENT} FROM ranked WHERE {keep}", list(limits)))
-    rows.sort(key=lambda r: (r["event_id"] is None, r["event_id"] or 0, r["updated_at"] or 0))
-    return rows
-
-
-ROUTE = "COALESCE(did, from_number)"
-OUTBOUND = f"{ROUTE} IS NOT NULL AND (direction IS NULL OR direction <> 'inbound')"
-
-
-def calls_by_did(db: Db, window: int, baseline_window: int) -> list[dict[str, Any]]:
-    """DID burn: each DID's last ``window`` outbound calls and each campaign's last ``baseline_window``."""
-    return _ranked(db, (ROUTE, "COALESCE(campaign, '')"), OUTBOUND, (window, baseline_window))
-
-
-def calls_by_campaign(db: Db, window: int) -> list[dict[str, Any]]:
-    return _ranked(db, ("COALESCE(campaign, '')",), "1 = 1", (window,))
-
-
-def calls_by_route(db: Db, window: int) -> list[dict[str, Any]]:
-    return _ranked(db, (ROUTE,), f"{ROUTE} IS NOT NULL", (window,))
-
-
-def recent_calls(db: Db, n: int) -> list[dict[str, Any]]:
-    rows = dicts(db.execute(f"WITH ranked AS (SELECT {CALL_COLUMNS} FROM calls WHERE outcome IS NOT NULL AND test = 0 "
-                            f"ORDER BY updated_at DESC LIMIT ?) SELECT {CALL_COLUMNS}, {_FINISHING_EVENT} FROM ranked",
-                            (n,)))
+        f"SELECT {CALL_COLUMNS}, (SELECT MIN(e.id) FROM events e WHERE e.source = calls.source "
+        "AND e.call_id = calls.call_id AND e.outcome IS NOT NULL) AS event_id FROM calls "
+        "WHERE outcome IS NOT NULL AND test = 0 ORDER BY updated_at DESC LIMIT ?", (limit,)))
     rows.sort(key=lambda r: (r["event_id"] is None, r["event_id"] or 0, r["updated_at"] or 0))
     return rows
 

@@ -81,16 +81,14 @@ def add_finished(db, n: int, did: str, campaign: str, outcome: str = "connected"
                "VALUES ('dialer', ?, ?, 'call.completed', ?, 1, ?, ?)", (f"k{n}", NOW + n, f"c{n}", outcome, b"{}"))
 
 
-def test_rebuild_queries_return_each_window_and_no_more_in_finishing_order(db):
+def test_the_rebuild_reads_the_newest_finished_calls_in_finishing_order(db, monkeypatch):
     with db.transaction():
         for n in range(30):
             add_finished(db, n, "D1" if n % 3 else "D2", "A" if n < 20 else "B")
-    by_campaign = alerts.calls_by_campaign(db, 5)
-    assert [r["call_id"] for r in by_campaign] == [f"c{n}" for n in (15, 16, 17, 18, 19, 25, 26, 27, 28, 29)]
-    assert [r["event_id"] for r in by_campaign] == sorted(r["event_id"] for r in by_campaign)
-    by_did = alerts.calls_by_did(db, 3, 4)  # each DID's last 3 and each campaign's last 4
-    # D2 (every third call): 21, 24, 27; D1: 26, 28, 29; campaign A: 16-19; B: 26-29
-    expected = {16, 17, 18, 19, 21, 24, 26, 27, 28, 29}
-    assert {r["call_id"] for r in by_did} == {f"c{n}" for n in expected}
-    assert [r["call_id"] for r in alerts.recent_calls(db, 2)] == ["c28", "c29"]
-    assert len(alerts.calls_by_route(db, 4)) == 8
+        db.execute("INSERT INTO calls (source, call_id, status, updated_at) VALUES ('dialer', 'open', 'ringing', ?)",
+                   (NOW + 99,))  # not finished: not in a window
+    rows = alerts.recent_finished(db)
+    assert [r["call_id"] for r in rows] == [f"c{n}" for n in range(30)]
+    assert [r["event_id"] for r in rows] == sorted(r["event_id"] for r in rows) and rows[0]["from_number"] == "D2"
+    monkeypatch.setattr(alerts, "REBUILD_CALLS", 5)
+    assert [r["call_id"] for r in alerts.recent_finished(db, 5)] == [f"c{n}" for n in range(25, 30)]
