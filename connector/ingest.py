@@ -34,6 +34,7 @@ class Incoming:
     content_type: str = ""
     headers: dict[str, str] = field(default_factory=dict)  # already redacted
     received_at: float = field(default_factory=time.time)
+    origin: str = "webhook"  # webhook | reconcile (from the provider's call log)
 
 
 @dataclass(slots=True)

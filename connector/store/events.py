@@ -19,9 +19,10 @@ from connector.store.db import POSTGRES, Db, dicts, marks, one_dict, values_rows
 PAGE_MAX = 500
 INSERT_COLUMNS = (
     "source", "dedupe_key", "received_at", "event_type", "call_id", "is_call", "status", "outcome", "phone",
-    "occurred_at", "sequence", "content_type", "headers_json", "body", "event_json",
+    "occurred_at", "sequence", "content_type", "headers_json", "body", "event_json", "origin",
 )
-LIST_COLUMNS = "id, source, dedupe_key, received_at, event_type, call_id, is_call, status, outcome, phone, occurred_at"
+LIST_COLUMNS = ("id, source, dedupe_key, received_at, event_type, call_id, is_call, status, outcome, phone, occurred_at, "
+                "origin")
 _INSERT = f"INSERT INTO events ({', '.join(INSERT_COLUMNS)}) VALUES "
 _DIGITS = re.compile(r"\D")
 
@@ -32,7 +33,7 @@ def row(item: Incoming, outcome: str | None) -> tuple[Any, ...]:
     return (
         item.source, ev.dedupe_key, item.received_at, ev.event_type, ev.call_id, 1 if ev.is_call_event else 0,
         ev.status, outcome, ev.phone, ev.occurred_at, ev.sequence, item.content_type, json.dumps(item.headers),
-        item.body, json.dumps(ev.to_dict(), default=str),
+        item.body, json.dumps(ev.to_dict(), default=str), item.origin,
     )
 
 
@@ -146,10 +147,17 @@ def _is_test(db: Db) -> str:
     return "json_extract(event_json, '$.test') IS 1"
 
 
+def _minute(db: Db) -> str:
+    """SQL for the minute an event was received in: SQLite's CAST truncates, PostgreSQL's rounds."""
+    if db.dialect == POSTGRES:
+        return "CAST(FLOOR(received_at / 60) AS BIGINT) * 60"
+    return "CAST(received_at / 60 AS INTEGER) * 60"
+
+
 def outcome_minutes(db: Db, since: float) -> list[tuple[int, str, int]]:
     """Events per minute and outcome ('' = not a final event) since ``since``; test events are not traffic."""
     return [(int(m), o, int(n)) for m, o, n in db.execute(
-        "SELECT CAST(received_at / 60 AS INTEGER) * 60 AS minute, COALESCE(outcome, '') AS outcome, COUNT(*) "
+        f"SELECT {_minute(db)} AS minute, COALESCE(outcome, '') AS outcome, COUNT(*) "
         f"FROM events WHERE received_at >= ? AND NOT COALESCE({_is_test(db)}, FALSE) "
         "GROUP BY minute, outcome",
         (since,),
