@@ -74,13 +74,15 @@ def figures(state: State, campaign: Campaign) -> dict[str, Any]:
 
 def judge(state: State, key: str, campaign: Campaign, event_id: int | None, at: float) -> list[Alert]:
     s = state.settings
-    fig = figures(state, campaign)
-    rate = fig.pop("exact_rate")
-    campaign.rate = rate
+    connected, abandoned = campaign.ring.sums
+    answered = connected + abandoned
+    rate = campaign.rate = 100.0 * abandoned / answered if answered >= s.min_calls and answered else None
     alerts = []
     for level, threshold in (("notify", s.notify_at), ("act", s.act_at)):
         if state.trips.check(key, level, rate, threshold, s.rearm_points) != TRIPPED:
             continue
+        fig = figures(state, campaign)
+        fig.pop("exact_rate")
         seq = state.trips.get(key, level).seq
         name = key or "(no campaign)"
         verb = "over the alarm" if level == "act" else "at the warning"

@@ -89,13 +89,29 @@ def figures(state: State, did: Did) -> dict[str, Any]:
             "drop": rounded(drop), "baseline_calls": len(base_ring) if base_ring is not None else 0}
 
 
+def drop_of(state: State, did: Did) -> float | None:
+    """The DID's drop under its baseline in points, None while either window is too short (no dicts: per event)."""
+    s = state.settings
+    calls = len(did.ring)
+    if calls < s.min_calls:
+        return None
+    if s.baseline is not None:
+        baseline = float(s.baseline)
+    else:
+        base_ring = state.campaigns.get(did.campaign)
+        if base_ring is None or len(base_ring) < s.min_calls:
+            return None
+        baseline = 100.0 * base_ring.sums[0] / len(base_ring)
+    return baseline - 100.0 * did.ring.sums[0] / calls
+
+
 def judge(state: State, subject: str, did: Did, event_id: int | None, at: float) -> list[Alert]:
     """Compare the DID's figure with its threshold; an alert when it crosses."""
     s = state.settings
-    fig = figures(state, did)
-    did.drop = fig["drop"]
-    if state.trips.check(subject, "alert", fig["drop"], s.drop_points, s.rearm_points) != TRIPPED:
+    drop = did.drop = drop_of(state, did)
+    if state.trips.check(subject, "alert", drop, s.drop_points, s.rearm_points) != TRIPPED:
         return []
+    fig = figures(state, did)
     seq = state.trips.get(subject).seq
     campaign = did.campaign or "(no campaign)"
     message = (f"DID {subject} is answered {fig['rate']:.1f}% over its last {fig['calls']} calls, "
@@ -131,6 +147,7 @@ def status(state: State) -> dict[str, Any]:
     """The live figure: the DID furthest under its baseline."""
     s = state.settings
     worst = max(((d.drop, name) for name, d in state.dids.items() if d.drop is not None), default=None)
+    worst = None if worst is None else (round(worst[0], 2), worst[1])
     tripped = sorted(name for (name, _), trip in state.trips.known.items() if not trip.armed)
     figure = None if worst is None else {"did": worst[1], "drop": worst[0]}
     return {"figure": figure, "threshold": s.drop_points, "unit": "points", "tripped": tripped,

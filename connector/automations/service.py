@@ -135,8 +135,9 @@ class Automations:
         if not fresh:
             return
         self.alerts_raised += len(fresh)
-        for row in fresh:
-            log.warning("alert %s [%s]: %s", row["id"], row["recipe"], row["message"])
+        for row in fresh:  # alerts meant for people are warnings; the rest (voicemail drops) are routine
+            log.log(logging.WARNING if row["notify"] else logging.INFO, "alert %s [%s]: %s", row["id"], row["recipe"],
+                    row["message"])
         self.dispatcher.notify()
         shown = [row for row in fresh if row["notify"]]
         for observer in list(self.observers) if shown else []:

@@ -37,12 +37,19 @@ class Ring:
         """Add an entry; returns the entry that fell out of the window (None while it fills)."""
         entries, sums = self.entries, self.sums
         old = entries[0] if len(entries) == entries.maxlen else None
-        if old is not None:
-            for i in range(len(sums)):
-                sums[i] -= old[i + 1]
         entries.append(entry)
-        for i in range(len(sums)):
-            sums[i] += entry[i + 1]
+        if len(sums) == 1:  # the usual widths, without a loop: this runs for every event and window
+            sums[0] += entry[1] - (old[1] if old is not None else 0)
+        elif len(sums) == 2:
+            if old is not None:
+                sums[0] += entry[1] - old[1]
+                sums[1] += entry[2] - old[2]
+            else:
+                sums[0] += entry[1]
+                sums[1] += entry[2]
+        else:
+            for i in range(len(sums)):
+                sums[i] += entry[i + 1] - (old[i + 1] if old is not None else 0)
         return old
 
     def __len__(self) -> int:
