@@ -95,7 +95,8 @@ class Service:
         self.writer.on_jobs_queued.append(self.worker.notify)
         add_sync_routes(self.admin.app, self)
         add_tunnel_routes(self.admin.app, self)
-        self.automations = Automations(config.automations, self.writer, self.reader, clock=clock)
+        self.automations = Automations(config.automations, self.writer, self.reader, clock=clock,
+                                       alone=lambda: not self.reuse_port)
         self.writer.on_stored.append(self.automations.on_stored)
         add_automation_routes(self.admin.app, self)
         self.retention = Retention(self.writer, config.retention.raw_payload_days, clock=clock)

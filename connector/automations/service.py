@@ -43,12 +43,14 @@ AGENT_HISTORY_SECONDS = 36 * 3600
 
 class Automations:
     def __init__(self, settings: AutomationSettings, writer: Any, reader: Any, *,
-                 clock: Callable[[], float] = time.time, callback_threshold: Callable[[], int] = lambda: 3) -> None:
+                 clock: Callable[[], float] = time.time, callback_threshold: Callable[[], int] = lambda: 3,
+                 alone: Callable[[], bool] = lambda: True) -> None:
         self.settings = settings
         self.writer = writer
         self.reader = reader
         self.clock = clock
         self.callback_threshold = callback_threshold
+        self.alone = alone  # the only process writing the store (not one of serve --workers)
         self.engine = Engine(settings)
         self.dispatcher = Dispatcher(writer, lambda: self.settings, clock=clock)
         self.observers: list[Callable[[list[dict[str, Any]]], None]] = []  # new alerts, on the event loop
@@ -148,6 +150,16 @@ class Automations:
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
+        if not self.alone():
+            # serve --workers: each process stores only its share of the events, so its windows would be wrong.
+            self.last_error = "automations are not evaluated by serve --workers; run one process to use them"
+            log.warning("automations: %s", self.last_error)
+            self.observers.clear()
+            with self._handoff:
+                if self.on_stored in getattr(self.writer, "on_stored", []):
+                    self.writer.on_stored.remove(self.on_stored)
+                self._unstarted.clear()
+            return
         with self._handoff:
             self._loop = asyncio.get_running_loop()
             unstarted, self._unstarted = self._unstarted, []
@@ -166,6 +178,8 @@ class Automations:
         self._tasks.append(asyncio.create_task(self._ticker(), name="automations-tick"))
 
     async def stop(self) -> None:
+        if self._loop is None:  # never started (serve --workers)
+            return
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -166,3 +166,22 @@ async def test_after_a_restart_the_next_crossing_is_a_new_alert_and_the_old_one_
         assert [r.json()["alert_id"] for r in apprise.requests] == [alerts[1]["id"], alerts[0]["id"]]
     finally:
         await svc.stop()
+
+
+async def test_a_worker_of_serve_workers_does_not_evaluate_and_says_why(tmp_path, sinks, memory_keyring):
+    dialer, apprise = sinks
+    secrets.set_secret("source:dialer", SECRET)
+    svc = Service(automation_config(tmp_path, dialer, apprise))
+    svc.reuse_port = True  # what serve --workers does in each worker process
+    await svc.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            for n, disposition in enumerate(["SALE"] * 9 + ["DROP"] * 3):
+                assert await post(http, svc, ended(n, disposition)) == 200
+            async with http.get(f"{svc.admin_url}/api/automations") as resp:
+                report = await resp.json()
+            async with http.get(f"{svc.admin_url}/api/alerts") as resp:
+                assert (await resp.json())["alerts"] == []
+        assert "serve --workers" in report["error"] and svc.automations.on_stored not in svc.writer.on_stored
+    finally:
+        await svc.stop()
