@@ -176,6 +176,42 @@ def twilio_call(rng: random.Random, now: float) -> list[Request]:
 
 CALL_MAKERS = (unlimcall_call, unlimcall_call, dialercx_call, standard_call, twilio_call)
 
+# Windows small enough for a few hundred calls to fill them; the DE and GB numbers of the caller-ID pool.
+AUTOMATIONS = {
+    "did_burn": {"window": 30, "min_calls": 10, "baseline_window": 300},
+    "abandon": {"window": 100, "min_calls": 5},
+    "carrier": {"window": 50, "min_calls": 10},
+    "caller_id": {"pool": {"DE": ["+493040817700"], "GB": ["+442079460000"]}},
+}
+
+
+async def floor_traffic(service: Service) -> None:
+    """Agents logging in and pausing (one pause over the limit), and international dials with a US caller ID."""
+    now = time.time()
+    requests = []
+    for n, agent in enumerate(AGENTS):
+        requests.append(_json("dialercx", {"event": "agent.login", "timestamp": _iso(now - 3 * 3600 + n * 300),
+                                           "data": {"agent": agent}, "id": f"login-{agent}"}))
+        for k, (start, length) in enumerate(((90 + 20 * n, 6 + n), (40 - 5 * n, 0 if n == 1 else 4))):
+            requests.append(_json("dialercx", {"event": "agent.pause", "timestamp": _iso(now - start * 60),
+                                               "data": {"agent": agent}, "id": f"pause-{agent}-{k}"}))
+            if length:
+                requests.append(_json("dialercx", {"event": "agent.resume",
+                                                   "timestamp": _iso(now - (start - length) * 60),
+                                                   "data": {"agent": agent}, "id": f"resume-{agent}-{k}"}))
+    for to in ("+4930901820", "+442071234567", "+33142685300"):
+        requests.append(_json("dialer", {"event": "call.initiated", "call_uuid": str(uuid.uuid4()), "to": to,
+                                         "from": "+12025550148", "direction": "outbound", "did_id": "did_us_0412",
+                                         "initiated_at": _iso(now - 30), "campaign": "win-back"}))
+    async with aiohttp.ClientSession() as http:
+        for request in requests:
+            await post(http, service, request)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(r["name"] == "pause" and r["tripped"]
+                                                  for r in service.automations.status()):
+        await asyncio.sleep(0.2)  # the paused agent's alert comes from the 5 s check
+    await asyncio.sleep(0.5)
+
 
 async def post(http: aiohttp.ClientSession, service: Service, request: Request, *, secret: str | None = None) -> int:
     source = service.config.sources[request.source]
@@ -258,6 +294,7 @@ async def render(outdir: Path) -> list[Path]:
         "crm": {"ghl": {"location_id": ghl.location_id, "base_url": ghl.base_url, "retry_schedule": [0.05],
                          "rate_limit": "10000/10s"}},
         "rules": RULES,
+        "automations": AUTOMATIONS,
     }, data_dir)
     for name, value in SECRETS.items():
         secrets.set_secret(secrets.source_user(name), value)
@@ -312,6 +349,12 @@ async def render(outdir: Path) -> list[Path]:
         window.select_tab("dead_letters")
         await window.dead_letters.reload()
         await shot("dead-letters")
+        await floor_traffic(service)
+        window.select_tab("automations")
+        await window.automations.reload()
+        window.automations.alert_table.selectRow(0)
+        await asyncio.sleep(0.3)
+        await shot("automations")
         window.select_tab("sources")
         window.sources.reload(select="dialercx")
         await window.sources.on_send_test()

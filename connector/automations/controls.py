@@ -19,7 +19,8 @@ def figure_text(row: dict[str, Any]) -> str:
     if not figure:
         return "no calls yet" if name not in ("pause", "callback") else "no agent events yet"
     if name == "did_burn":
-        return f"{figure['did']} {figure['drop']:+.1f} points under its baseline"
+        drop = figure["drop"]
+        return f"{figure['did']} {abs(drop):.1f} points {'under' if drop >= 0 else 'over'} its baseline"
     if name == "abandon":
         return f"{figure['campaign'] or '(no campaign)'} at {figure['rate']:.2f} %"
     if name == "carrier":
