@@ -38,6 +38,9 @@ def required_secrets(config: Config) -> list[tuple[str, bool]]:
             users += [(user, True), (secrets.previous_user(user), False)]
     if config.ghl.configured:
         users.append((TOKEN_USER, True))
+    users += [(action.secret_user, True) for action in config.automations.actions.values() if action.uses_secret]
+    if config.automations.alerts.webhook_url:
+        users.append((config.automations.alerts.WEBHOOK_SECRET_USER, True))
     users.append((ADMIN_TOKEN_USER, True))
     return users
 

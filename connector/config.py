@@ -70,6 +70,18 @@ raw_payload_days = 30   # raw bodies and headers of older events are dropped (th
 # tolerance_seconds = 300
 # More kinds (cloudevents, telnyx, retell, vapi, ghl, generic), auth methods (auth = "api_key" |
 # "basic" | "bearer"), ip_allowlist and a generic field mapping: see the README.
+
+# Call-floor automations (DID burn, abandon rate, caller-ID country, carrier failures, agent pauses) run
+# with their defaults; tune one, switch it off (enabled = false), add actions and alert sinks: see the README.
+# [automations.abandon]
+# notify_at = 2.5                            # % abandoned / (connected + abandoned): an alert
+# act_at = 3.0                               # ... and the action
+# on_act = "lower_pacing"
+# [actions.lower_pacing]
+# url = "https://dialer.example.com/api/campaigns/{campaign}/pacing"
+# json = { ratio = 1.2 }
+# [alerts]
+# notify = ["slack://T000/B000/XXXX"]        # Apprise URLs
 """
 
 

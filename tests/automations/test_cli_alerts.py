@@ -46,3 +46,21 @@ async def test_alerts_without_a_store_creates_nothing(tmp_path):
     run = await run_cli("alerts", "--data-dir", str(tmp_path / "none"))
     assert run.code == 0 and run.out.strip() == "no alerts"
     assert not (tmp_path / "none").exists()
+
+
+async def test_secret_status_names_the_secrets_of_actions_and_the_alert_webhook(tmp_path):
+    (tmp_path / "config.toml").write_text("""
+[actions.suppress_did]
+url = "https://dialer.example/dids/{did}"
+headers = { Authorization = "Bearer {secret}" }
+
+[actions.no_secret]
+url = "https://dialer.example/hook/{did}"
+
+[alerts]
+webhook_url = "https://bi.example/hook"
+""")
+    run = await run_cli("secret", "status", "--data-dir", str(tmp_path), env={"CALLSYNC_ACTION_SUPPRESS_DID": "k"})
+    assert "action:suppress_did" in run.out and "environment (CALLSYNC_ACTION_SUPPRESS_DID)" in run.out
+    assert "action:no_secret" not in run.out
+    assert "alerts:webhook" in run.out and "CALLSYNC_ALERTS_WEBHOOK" in run.out and run.code != 0  # it is missing
