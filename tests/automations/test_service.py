@@ -4,6 +4,7 @@ exactly once, without a CRM; /api/alerts and /api/automations."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import aiohttp
@@ -183,5 +184,46 @@ async def test_a_worker_of_serve_workers_does_not_evaluate_and_says_why(tmp_path
             async with http.get(f"{svc.admin_url}/api/alerts") as resp:
                 assert (await resp.json())["alerts"] == []
         assert "serve --workers" in report["error"] and svc.automations.on_stored not in svc.writer.on_stored
+    finally:
+        await svc.stop()
+
+
+async def test_the_signed_webhook_a_rejected_action_and_a_pause_over_the_limit(tmp_path, sinks, memory_keyring):
+    from datetime import datetime, timedelta, timezone
+
+    from standardwebhooks.webhooks import Webhook
+
+    dialer, hook = sinks
+    dialer.failures, dialer.fail_with = 1, 400  # the dialer refuses the action: a dead letter at once
+    whsec = "whsec_" + "c2lnbmluZy1rZXktZm9yLWFsZXJ0LXdlYmhvb2tzLTMy"
+    secrets.set_secret("source:dialer", SECRET)
+    secrets.set_secret("alerts:webhook", whsec)
+    config = make_config(tmp_path, sources={"dialer": {"kind": "hmac"}}, extra={
+        "automations": {"pause": {"max_minutes": 15, "on_overrun": "page"}},
+        "actions": {"page": {"url": dialer.url + "/page/{agent}", "body": "{agent} paused {minutes} min"}},
+        "alerts": {"webhook_url": hook.url + "/bi", "retry_schedule": [0.2]},
+    })
+    svc = Service(config)
+    await svc.start()
+    try:
+        paused = datetime.now(timezone.utc) - timedelta(minutes=20)
+        body = dumps({"event": "agent.pause", "timestamp": paused.isoformat(), "data": {"agent": "ann"}, "id": "p1"})
+        async with aiohttp.ClientSession() as http:
+            assert await post(http, svc, body) == 200
+            await wait_for(lambda: len(hook.requests) == 1 and len(dialer.requests) == 1, 10,
+                           "the pause alert (checked every 5 s) at the webhook and the dialer")
+            [alert] = (await (await http.get(f"{svc.admin_url}/api/alerts")).json())["alerts"]
+            deadline = time.monotonic() + 5
+            while not any(d["source"] == "alert" for d in (await (await http.get(f"{svc.admin_url}/api/dead")).json())[
+                    "dead"]):
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+        received = hook.requests[0]
+        payload = Webhook(whsec).verify(received.body, {k.lower(): v for k, v in received.headers.items()})
+        assert received.headers["webhook-id"] == alert["id"] and payload["type"] == "alert.pause"
+        assert payload["data"]["fields"]["agent"] == "ann" and payload["data"]["message"] == alert["message"]
+        assert alert["recipe"] == "pause" and alert["fields"]["minutes"] >= 20
+        assert dialer.requests[0].path == "/page/ann" and dialer.requests[0].body.startswith(b"ann paused 2")
+        assert len(dialer.requests) == 1  # 400: not retried
     finally:
         await svc.stop()
