@@ -30,7 +30,7 @@ from connector.prom import PromMetrics
 from connector.startup import DataDirLock, StartupError, listen_error
 from connector.receiver.hooks import HooksReceiver
 from connector.receiver.listener import HooksListener
-from connector.store import jobs, retention, stats
+from connector.store import faults, jobs, retention, stats
 from connector.store.health import StorageProbe
 from connector.store.migrations import SchemaTooNew
 from connector.store.reader import StoreReader
@@ -72,6 +72,12 @@ def summarize_counters(totals: dict[str, int]) -> dict[str, Any]:
     }
 
 
+def _postgres_probe(url: str) -> Callable[[], str | None]:
+    from connector.store.postgres import PgProbe  # psycopg loads only in server mode
+
+    return PgProbe(url)
+
+
 class Service:
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.time,
                  tunnel_providers: Mapping[str, ProviderFactory] | None = None) -> None:
@@ -108,7 +114,8 @@ class Service:
         self.lock = DataDirLock(config.data_dir)
         self.hooks_listener: HooksListener | None = None
         self.reuse_port = False  # serve --workers: several processes share the hooks port (SO_REUSEPORT)
-        self.probe = StorageProbe(str(config.db_path), lock_is_ours=self._writer_committed_recently)
+        self.probe = StorageProbe(str(config.db_path), lock_is_ours=self._writer_committed_recently,
+                                  check=_postgres_probe(self.target.url) if self.target.url else None)
 
     async def start(self) -> None:
         """Start everything or nothing: a failure stops what started and raises :class:`StartupError`
@@ -125,6 +132,10 @@ class Service:
             self.writer.start()
         except (sqlite3.Error, SchemaTooNew) as exc:
             raise StartupError(f"cannot open the store {self.target.describe()}: {exc}") from exc
+        except Exception as exc:
+            if not faults.from_postgres(exc):
+                raise
+            raise StartupError(f"cannot open the store {self.target.describe()}: {' '.join(str(exc).split())}") from exc
         except OSError as exc:
             raise StartupError(f"cannot open the store {self.target.describe()}: {exc.strerror or exc}") from exc
         ensure_admin_token()
@@ -241,7 +252,12 @@ class Service:
         result["ack_latency_ms"] = self.latency.summary()
         result["per_hour"] = [{"hour": hour} | summarize_counters(counts) for hour, counts in sorted(hours.items())]
         result["uptime_seconds"] = round(now - self.started_at, 1) if self.started_at else 0
-        result["store_bytes"] = retention.store_bytes(str(self.config.db_path))
+        if self.target.url:
+            from connector.store.postgres import database_bytes
+
+            result["store_bytes"] = await self.reader.run(database_bytes)
+        else:
+            result["store_bytes"] = retention.store_bytes(str(self.config.db_path))
         result["retention"] = {"raw_payload_days": self.retention.days, "dropped": self.retention.dropped,
                                "last_run": self.retention.last_run}
         for provider in self.metric_providers:

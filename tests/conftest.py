@@ -13,7 +13,7 @@ from connector import secrets  # noqa: E402
 from tests.memory_keyring import MemoryKeyring  # noqa: E402
 from connector.config import parse_config  # noqa: E402
 
-pytest_plugins = ["tests.fakes.ghl_fixture", "tests.pg"]
+pytest_plugins = ["tests.fakes.ghl_fixture", "tests.pg", "tests.backends"]
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +47,10 @@ def make_config(tmp_path, *, sources: dict | None = None, server: dict | None = 
             "twilio": {"kind": "twilio"},
         },
     } | (extra or {})
+    from tests import backends
+
+    if backends.CURRENT.url and "store" not in data:  # the test runs on PostgreSQL (tests/backends.py)
+        data["store"] = {"url": backends.CURRENT.url}
     return parse_config(data, tmp_path)
 
 

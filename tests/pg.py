@@ -117,6 +117,20 @@ class Cluster:
         self.running = True
         atexit.register(self.stop)
 
+    def restart(self, timeout: float = 30.0) -> None:
+        """Start the server again after it stopped (or was killed: its old backends may take a moment
+        to notice and exit, and until then the new server refuses to start)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            done = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "30", "start")
+            if done.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL did not start again: {done.stderr.strip()}")
+            time.sleep(0.2)
+
     def stop(self) -> None:
         if self.running:
             self.running = False

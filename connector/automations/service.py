@@ -118,7 +118,7 @@ class Automations:
             row["evidence"]["event_at"] = row["created_at"]
             row["created_at"] = now + i * 1e-6
         sinks = [self._sinks(a) for a in alerts]
-        mark = self.evaluated_through or None
+        mark = self.evaluated_through  # 0 too: "nothing stored yet" is a mark, not "never evaluated"
         self.saved_mark = max(self.saved_mark, self.evaluated_through)
         future = self.writer.execute(lambda db: store.save(db, rows, sinks, trips, mark, now))
         self._saves.add(future)

@@ -38,7 +38,7 @@ def storage_failure(exc: BaseException) -> bool:
     """True when ``exc`` is about the storage (every item would fail), not about one item."""
     if isinstance(exc, (StorageUnavailable, MemoryError, OSError)):
         return True
-    if _from_postgres(exc):
+    if from_postgres(exc):
         from connector.store import postgres
 
         return postgres.storage_failure(exc)
@@ -52,14 +52,14 @@ def storage_failure(exc: BaseException) -> bool:
 
 def permanent(exc: BaseException) -> bool:
     """True when a value of the item itself cannot be encoded for SQLite (retrying cannot help)."""
-    if _from_postgres(exc):
+    if from_postgres(exc):
         from connector.store import postgres
 
         return postgres.permanent(exc)
     return isinstance(exc, (UnicodeError, OverflowError, sqlite3.DataError))
 
 
-def _from_postgres(exc: BaseException) -> bool:
+def from_postgres(exc: BaseException) -> bool:
     """A psycopg error (the driver is imported only in server mode)."""
     return type(exc).__module__.split(".")[0] == "psycopg"
 
@@ -67,8 +67,12 @@ def _from_postgres(exc: BaseException) -> bool:
 def describe(exc: BaseException) -> str:
     """One line for logs, health and answers: ``the disk is full (database or disk is full)``."""
     code = getattr(exc, "sqlite_errorcode", None)
-    text = str(exc) or type(exc).__name__
+    text = " ".join(str(exc).split()) or type(exc).__name__
     what = _WHAT.get(code & 0xFF) if isinstance(code, int) else None
+    if from_postgres(exc):
+        from connector.store import postgres
+
+        what = postgres.describe(exc)
     return f"{what} ({text})" if what and what not in text else text
 
 

@@ -73,8 +73,10 @@ class StorageProbe:
     a result is reused for ``reuse_seconds`` so frequent health checks cost one probe."""
 
     def __init__(self, db_path: str, *, timeout: float = 0.8, reuse_seconds: float = 1.0,
-                 lock_is_ours: Callable[[], bool] = lambda: False) -> None:
+                 lock_is_ours: Callable[[], bool] = lambda: False,
+                 check: Callable[[], str | None] | None = None) -> None:
         self.db_path = str(db_path)
+        self.check_now = check  # another store's check (PostgreSQL: connection.PgProbe) instead of probe()
         self.lock_is_ours = lock_is_ours
         self.timeout = timeout
         self.reuse_seconds = reuse_seconds
@@ -87,7 +89,10 @@ class StorageProbe:
 
         def run() -> None:
             try:
-                result = probe(self.db_path, lock_is_ours=self.lock_is_ours)
+                if self.check_now is not None:
+                    result = self.check_now()
+                else:
+                    result = probe(self.db_path, lock_is_ours=self.lock_is_ours)
             except Exception as exc:  # noqa: BLE001 - an answer, never a crash
                 result = f"storage check failed: {exc}"
             self._last = (time.monotonic(), result)

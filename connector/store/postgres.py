@@ -26,6 +26,7 @@ from psycopg.adapt import Dumper, Loader
 from connector.store.db import POSTGRES, Db
 
 CONNECT_TIMEOUT_SECONDS = 10
+LOCK_TIMEOUT = "5s"  # like SQLite's busy timeout: a write waiting longer on another session's lock fails
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\?|%", re.S)
 
 
@@ -69,6 +70,8 @@ def connect(url: str, *, readonly: bool = False) -> psycopg.Connection[Any]:
     conn.adapters.register_dumper(bool, _BoolAsInteger)
     if readonly:
         conn.execute("SET default_transaction_read_only = on")
+    else:
+        conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
     return conn
 
 
@@ -137,12 +140,67 @@ STORAGE_CLASSES = frozenset({"08", "40", "53", "55", "57", "58", "XX"})
 READ_ONLY_TRANSACTION = "25006"  # a standby, or a database set read-only
 
 
+class PgProbe:
+    """Can the PostgreSQL store take a write now?  One kept connection (opened again when lost), asked
+    whether the server is a standby or the database read-only; nothing is written.  Blocking: run it
+    through :class:`connector.store.health.StorageProbe`, which answers within its deadline."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def __call__(self) -> str | None:
+        try:
+            if self._conn is None or self._conn.closed or self._conn.broken:
+                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                                             application_name="callsync probe")
+            standby, read_only, waiting = self._conn.execute(
+                "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only'), "
+                "(SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+                " AND application_name = 'callsync' AND wait_event_type = 'Lock' AND wait_event <> 'advisory' "
+                " AND now() - query_start > interval '1 second')").fetchone()
+        except psycopg.Error as exc:
+            return "the database does not answer: " + " ".join(str(exc).split())
+        if standby:
+            return "the database is read-only (a standby server)"
+        if read_only == "on":
+            return "the database is read-only (default_transaction_read_only)"
+        if waiting:
+            return "the database is locked by another session (a write has waited over a second)"
+        return None
+
+
+def database_bytes(db: Db) -> int:
+    """The store's size on disk: the whole database (tables, indexes, their TOAST)."""
+    return int(db.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+
+
 def storage_failure(exc: BaseException) -> bool:
     """True when a psycopg error is about the storage (every item would fail the same way now)."""
     sqlstate = getattr(exc, "sqlstate", None)
     if not sqlstate:  # raised by the driver itself: no connection, connection lost or closed
         return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
     return sqlstate == READ_ONLY_TRANSACTION or sqlstate[:2] in STORAGE_CLASSES
+
+
+_WHAT = {
+    "55P03": "the database is locked by another session",
+    "25006": "the database is read-only",
+    "53100": "the database server's disk is full",
+    "53300": "the database server has too many connections",
+    "57P01": "the database server is shutting down",
+    "57P03": "the database server is not accepting connections yet",
+}
+
+
+def describe(exc: BaseException) -> str | None:
+    """Plain words for a psycopg error's SQLSTATE (None when there are none to add)."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    if not sqlstate:
+        return "the database does not answer" if isinstance(exc, psycopg.OperationalError) else None
+    if sqlstate in _WHAT:
+        return _WHAT[sqlstate]
+    return "the connection to the database was lost" if sqlstate.startswith("08") else None
 
 
 def permanent(exc: BaseException) -> bool:

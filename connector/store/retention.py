@@ -21,6 +21,12 @@ def drop_raw_payloads(conn: sqlite3.Connection, received_before: float, limit: i
     UPDATE that shrinks rows leaves their pages allocated (new rows are appended at the end of the
     table, never into the emptied space), while a DELETE merges the emptied pages and frees them.
     """
+    if getattr(conn, "dialect", "sqlite") == "postgres":  # an UPDATE frees the space there (autovacuum)
+        return conn.execute(
+            "UPDATE events SET body = ?, headers_json = NULL WHERE id IN (SELECT id FROM events "
+            "WHERE received_at < ? AND headers_json IS NOT NULL ORDER BY received_at LIMIT ?)",
+            (b"", received_before, limit),
+        ).rowcount
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS retention_rows AS SELECT * FROM main.events WHERE 0")
     conn.execute("DELETE FROM temp.retention_rows")
     n = conn.execute(
@@ -39,7 +45,9 @@ def drop_raw_payloads(conn: sqlite3.Connection, received_before: float, limit: i
 
 def give_back_space(conn: sqlite3.Connection, pages: int = VACUUM_PAGES) -> int:
     """Free up to ``pages`` unused pages of the file (needs ``auto_vacuum = INCREMENTAL``); returns how many
-    free pages were left before."""
+    free pages were left before.  PostgreSQL's autovacuum does this by itself."""
+    if getattr(conn, "dialect", "sqlite") == "postgres":
+        return 0
     free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
     if free and conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
         # Each step of this pragma frees one page, and Python's sqlite3 steps a statement that returns

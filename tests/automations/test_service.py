@@ -227,3 +227,33 @@ async def test_the_signed_webhook_a_rejected_action_and_a_pause_over_the_limit(t
         assert len(dialer.requests) == 1  # 400: not retried
     finally:
         await svc.stop()
+
+
+async def test_events_stored_but_never_evaluated_are_evaluated_at_the_next_start(tmp_path, sinks, memory_keyring):
+    """What a kill -9 between storing an event and storing its alert leaves: the next start raises the
+    window's crossing (judged on the rebuilt windows) and the per-call alert (events after the last
+    evaluated one), each under the id it would have had."""
+    dialer, apprise = sinks
+    secrets.set_secret("source:dialer", SECRET)
+    svc = Service(automation_config(tmp_path, dialer, apprise, act_at=50.0))
+    await svc.start()
+    try:
+        svc.writer.on_stored.remove(svc.automations.on_stored)  # stored from here on, never evaluated
+        async with aiohttp.ClientSession() as http:
+            for n, disposition in enumerate(["SALE"] * 9 + ["DROP"]):
+                assert await post(http, svc, ended(n, disposition)) == 200
+            dial = dumps({"event": "call.initiated", "call_uuid": "intl-1", "from": "+12025550100",
+                          "to": "+493012345678", "direction": "outbound"})
+            assert await post(http, svc, dial) == 200
+        assert svc.automations.alerts_raised == 0
+    finally:
+        await svc.stop()
+    svc = Service(automation_config(tmp_path, dialer, apprise, act_at=50.0))
+    await svc.start()
+    try:
+        await wait_for(lambda: len(apprise.requests) == 2, 5, "both alerts after the restart")
+        async with aiohttp.ClientSession() as http:
+            alerts = (await (await http.get(f"{svc.admin_url}/api/alerts")).json())["alerts"]
+        assert sorted(a["recipe"] for a in alerts) == ["abandon", "caller_id"]
+    finally:
+        await svc.stop()

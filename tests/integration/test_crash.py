@@ -70,23 +70,24 @@ async def run_cycle(data_dir: Path, counter: list[int], acked: set[int], rng: ra
     await task
 
 
-def stored_keys(db: Path) -> list[str]:
-    conn = sqlite3.connect(db)
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        return [row[0] for row in conn.execute("SELECT call_id FROM events")]
-    finally:
-        conn.close()
+def stored_keys(backend, data_dir: Path) -> list[str]:
+    if backend.name == "sqlite":
+        conn = sqlite3.connect(data_dir / "callsync.db")
+        try:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        finally:
+            conn.close()
+    return [row[0] for row in backend.query(data_dir, "SELECT call_id FROM events")]
 
 
-async def test_acknowledged_events_survive_kill_9(tmp_path):
+async def test_acknowledged_events_survive_kill_9(tmp_path, backend):
     (tmp_path / "config.toml").write_text(CONFIG)
     rng = random.Random(int(os.environ.get("CRASH_SEED", "7")))
     counter, acked = [0], set()
     for _ in range(5):
         await run_cycle(tmp_path, counter, acked, rng)
 
-    keys = stored_keys(tmp_path / "callsync.db")
+    keys = stored_keys(backend, tmp_path)
     assert len(acked) > 100, "the load generator should have had many events acknowledged"
     assert len(keys) == len(set(keys)), "an event is stored twice"
     missing = {f"crash-{n}" for n in acked} - set(keys)
@@ -105,4 +106,6 @@ async def test_acknowledged_events_survive_kill_9(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
-    assert len(stored_keys(tmp_path / "callsync.db")) == len(keys)
+    assert len(stored_keys(backend, tmp_path)) == len(keys)
+    if backend.name == "postgres":  # server mode writes no SQLite file in the data dir
+        assert not (tmp_path / "callsync.db").exists()
