@@ -83,6 +83,16 @@ async def test_signed_events_to_an_alert_an_action_and_a_notification_once(tmp_p
             assert report["abandon"]["enabled"] is True and report["abandon"]["state"] == "tripped"
             assert report["abandon"]["figure"]["rate"] == pytest.approx(100 * 11 / 20, abs=0.01)
             assert report["voicemail"]["enabled"] is False and "callback" in report
+            async with http.post(f"{svc.admin_url}/api/alerts/ack", json={"ids": [act["id"]]}) as resp:
+                assert resp.status == 401  # acknowledging needs the admin token
+            token = {"Authorization": f"Bearer {secrets.get_secret('admin:token')}"}
+            async with http.post(f"{svc.admin_url}/api/alerts/ack", json={"ids": "x"}, headers=token) as resp:
+                assert resp.status == 400
+            async with http.post(f"{svc.admin_url}/api/alerts/ack", json={"ids": [act["id"]]}, headers=token) as resp:
+                assert (await resp.json()) == {"acknowledged": 1}
+            async with http.get(f"{svc.admin_url}/api/alerts/{act['id']}") as resp:
+                one = await resp.json()
+            assert one["acknowledged_at"].endswith("Z") and {d["kind"] for d in one["deliveries"]} == {"action", "notify"}
 
         [action] = dialer.requests
         assert action.method == "POST" and action.path == "/campaigns/Q1%20Sales/pacing"
