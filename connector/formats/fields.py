@@ -155,7 +155,7 @@ def parse_time(value: Any) -> datetime | None:
     """An aware UTC datetime from ISO 8601, RFC 2822 or epoch seconds/milliseconds."""
     if isinstance(value, bool) or value is None:
         return None
-    if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):
+    if isinstance(value, str) and _EPOCH_TEXT.fullmatch(value):
         value = float(value)
     if isinstance(value, (int, float)):
         try:
@@ -177,9 +177,16 @@ def parse_time(value: Any) -> datetime | None:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
+_EPOCH_TEXT = re.compile(r"\s*\d+(\.\d+)?\s*")
+
+
 def iso(moment: datetime) -> str:
     """``2026-06-04T09:14:22Z``; milliseconds are kept when not zero."""
-    base = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    m = moment.astimezone(timezone.utc)
+    if 1000 <= m.year <= 9999:  # what strftime gives, without its cost (it runs for every time field)
+        base = f"{m.year}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
+    else:
+        base = m.strftime("%Y-%m-%dT%H:%M:%S")
     return f"{base}.{moment.microsecond // 1000:03d}Z" if moment.microsecond else f"{base}Z"
 
 
@@ -277,18 +284,29 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
 }
 
 
+_ALIAS_OF = {alias: (name, rank) for name, names in ALIASES.items() for rank, alias in enumerate(names)}
+
+
 def call_values(data: Mapping[str, Any], *, default_direction: str | None = None) -> dict[str, Any]:
     """CallEvent keyword values found in a flat sender object (aliases resolved, types coerced).
 
     A bare ``phone_number`` is the other party: ``to_number`` unless the call is inbound.
     Timestamps that cannot be parsed are kept verbatim in ``extra["unparsed"]``.
     """
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = dict.fromkeys(ALIASES)
     unparsed: dict[str, Any] = {}
-    for name, names in ALIASES.items():
-        raw = pick(data, names)
+    # One pass over the sender's keys (what pick() over every alias would find: the first alias in
+    # ALIASES order that holds a value), then each value found coerced to its field's type.
+    found: dict[str, tuple[int, Any]] = {}
+    for key, raw in data.items():
+        alias = _ALIAS_OF.get(key)
+        if alias is not None and raw is not None and raw != "":
+            name, rank = alias
+            if name not in found or rank < found[name][0]:
+                found[name] = (rank, raw)
+    for name, (_, raw) in found.items():
         values[name] = _COERCE.get(name, text)(raw)
-        if raw is not None and values[name] is None and name in TIME_FIELDS:
+        if values[name] is None and name in TIME_FIELDS:
             unparsed[name] = raw
     values["direction"] = values["direction"] or default_direction
     if values["transcript"] and not values["transcript_url"] and is_url(values["transcript"]):

@@ -26,6 +26,8 @@ NUMBER_FIELDS = ("sequence", "sip_code", "talk_seconds", "ring_seconds", "qualit
 
 
 def encodable(text: str) -> bool:
+    if text.isascii():
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from aiohttp import web
 
@@ -28,6 +28,7 @@ from connector.formats.generic import mapping_for
 from connector.receiver.signatures import Unauthorized
 from connector.receiver.verify import NoSecret, RequestParts, SelfSigner, verify_request
 from connector.formats.storable import escape
+from connector.redact import SECRET_HEADERS, header_redactor
 from connector.secrets import env_name, secret_values
 from connector.store.faults import Unstorable
 from connector.store.writer import Incoming, StoreWriter
@@ -36,36 +37,45 @@ log = logging.getLogger(__name__)
 
 FORM = "application/x-www-form-urlencoded"
 TEST_HEADER = "X-Callsync-Test"  # "1": a test event (the window's "send test event"), never synced
-REDACTED_HEADERS = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "x-api-key",
-        "x-twilio-signature",
-        "webhook-signature",
-        "svix-signature",
-        "x-vapi-secret",
-        "x-retell-signature",
-        "telnyx-signature-ed25519",
-        "x-ghl-signature",
-        "x-wh-signature",
-    }
-)
+REDACTED_HEADERS = SECRET_HEADERS  # connector.redact: never stored
 
 
 def is_json(content_type: str) -> bool:
     return content_type in ("application/json", "text/json") or content_type.endswith("+json")
 
 
-def redact(headers: dict[str, str], source: SourceConfig) -> dict[str, str]:
-    secret_names = REDACTED_HEADERS | {source.signature_header.lower(), source.api_key_header.lower()}
-    return {escape(k): ("[redacted]" if k.lower() in secret_names else escape(v)) for k, v in headers.items()}
+_REDACTORS: dict[tuple[str, str], Callable[[Mapping[str, str]], dict[str, str]]] = {}
+
+
+def redact(headers: Mapping[str, str], source: SourceConfig) -> dict[str, str]:
+    """The request's headers as stored (signatures and credentials redacted); one redactor per
+    combination of a source's own secret headers, made once."""
+    key = (source.signature_header, source.api_key_header)
+    redactor = _REDACTORS.get(key)
+    if redactor is None:
+        redactor = _REDACTORS[key] = header_redactor(*key)
+    return redactor(headers)
 
 
 def _reply(http_status: int, **body: object) -> web.Response:
     headers = {"Retry-After": "5"} if http_status == 503 else None
     return web.json_response(body, status=http_status, headers=headers)
+
+
+def _stored(ids: list[int]) -> web.Response:
+    """200 ``{"status": "stored", "event_id", "event_ids"}`` (the answer to nearly every request)."""
+    listed = ",".join(map(str, ids))
+    return web.Response(text=f'{{"status":"stored","event_id":{ids[0]},"event_ids":[{listed}]}}',
+                        content_type="application/json")
+
+
+async def read_body(request: web.Request, timeout: float) -> bytes:
+    """The request body, within ``timeout`` (TimeoutError).  A small webhook's body arrives with its
+    headers: then there is nothing to wait for and no timer is set."""
+    if request.content.is_eof():
+        return await request.read()
+    async with asyncio.timeout(timeout):
+        return await request.read()
 
 
 class HooksReceiver:
@@ -117,7 +127,7 @@ class HooksReceiver:
         if request.content_length is not None and request.content_length > limit:
             return self._reject(413, "too_large", f"body over {limit} bytes", name)
         try:
-            body = await asyncio.wait_for(request.read(), server.header_timeout_seconds)
+            body = await read_body(request, server.header_timeout_seconds)
         except web.HTTPRequestEntityTooLarge:
             return self._reject(413, "too_large", f"body over {limit} bytes", name)
         except asyncio.TimeoutError:
@@ -154,7 +164,7 @@ class HooksReceiver:
         if test_signed or request.headers.get(TEST_HEADER, "").strip() == "1":
             for ev in events:
                 ev.test = True
-        return await self._store(name, events, body, content_type, redact(dict(request.headers), source))
+        return await self._store(name, events, body, content_type, redact(request.headers, source))
 
     async def _store(self, name: str, events: list[CallEvent], body: bytes, content_type: str,
                      headers: dict[str, str]) -> web.Response:
@@ -167,8 +177,9 @@ class HooksReceiver:
             self.writer.store(Incoming(name, ev, body, content_type, headers, received_at)) for ev in events
         ]
         try:
-            results = await asyncio.wait_for(asyncio.gather(*futures), timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):
+                results = [await futures[0]] if len(futures) == 1 else await asyncio.gather(*futures)
+        except TimeoutError:
             log.warning("store did not answer within %g s for an event from %s: answered 503", timeout, name)
             return self._reject(503, "storage_timeout", f"the store did not answer within {timeout:g} s; retry", name)
         except Unstorable as exc:  # this payload can never be stored: retrying cannot help
@@ -179,8 +190,7 @@ class HooksReceiver:
             return self._reject(503, "storage_error", "could not store the event; retry", name)
         if all(r.duplicate for r in results):
             return _reply(200, status="duplicate", dedupe_key=events[0].dedupe_key)
-        ids = [r.event_id for r in results if not r.duplicate]
-        return _reply(200, status="stored", event_id=ids[0], event_ids=ids)
+        return _stored([r.event_id for r in results if not r.duplicate])
 
     def _parts(self, request: web.Request, body: bytes, form: bool) -> RequestParts:
         public = self.public_url()
