@@ -227,3 +227,21 @@ def test_counters_travel_with_the_batch(store):
     hour = T0 // 3600 * 3600
     assert Counter(dict(((h, n), c) for h, n, c in store.execute("SELECT hour, name, n FROM stats_hourly"))) == Counter(
         {(hour, "rejected:bad_signature"): 3, (hour, "stored"): 1})
+
+
+def test_a_started_writer_gets_the_gil_back_quickly(target):
+    """Each statement hands the GIL to the event loop; the writer must not wait 5 ms per statement to get
+    it back (the interpreter's default switch interval)."""
+    import sys
+
+    from connector.store import writer as writer_module
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    writer = StoreWriter(target)
+    try:
+        writer.start()
+        assert sys.getswitchinterval() <= writer_module.SWITCH_INTERVAL
+    finally:
+        writer.stop()
+        sys.setswitchinterval(previous)
