@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from connector import export
-from connector.store.reader import phone_variants
+from connector.store.events import phone_variants
 from connector.window_queries import search_kind
 
 FORMAT_SUFFIXES = {"csv": ".csv", "jsonl": ".jsonl"}

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from connector.store.db import Db, StoreTarget, open_db
-from connector.store.events import get_event, list_events, phone_variants  # noqa: F401 - moved to store.events
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.store.reader import phone_variants
+from connector.store.events import phone_variants
 from connector.window_export import ExportScope, count_text, scope_for, scope_text, with_format
 
 PHONE_FORMS = phone_variants("(202) 555-0302")  # the forms the tabs' own phone search looks for
