@@ -81,22 +81,25 @@ async def serve_worker(config: Config, index: int, workers: int) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    def watch_supervisor() -> None:
+    def supervisor_pipe() -> None:
         try:
-            while sys.stdin.buffer.read(4096):
-                pass
-        except (OSError, ValueError):
-            pass
-        loop.call_soon_threadsafe(stop.set)  # the pipe closed: the supervisor stopped or died
+            data = os.read(stdin, 4096)
+        except OSError:
+            data = b""
+        if not data:  # the pipe closed: the supervisor stopped or died
+            loop.remove_reader(stdin)
+            stop.set()
 
     service = Service(config)
     service.lock = _HeldBySupervisor()  # type: ignore[assignment]
     service.reuse_port = True
     await service.start()
-    threading.Thread(target=watch_supervisor, name="supervisor-watch", daemon=True).start()
+    stdin = sys.stdin.fileno()
+    loop.add_reader(stdin, supervisor_pipe)
     print(f"callsync: worker {index + 1}/{workers} pid {os.getpid()}: hooks on {service.hooks_url}/hooks/<source>  "
           f"admin on {service.admin_url}", flush=True)
     await stop.wait()
+    loop.remove_reader(stdin)
     await service.stop()
     return 0
 
