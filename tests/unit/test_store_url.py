@@ -107,3 +107,12 @@ def test_store_url_applies_only_to_commands_that_open_the_store(tmp_path, capsys
         cli.parse_args(["secret", "status", "--store-url", "postgresql://a@h/db"])
     args = cli.parse_args(["--store-url", "postgresql://a@h/db", "dead", "--data-dir", str(tmp_path)])
     assert cli.load(args, create=False).store.url == "postgresql://a@h/db"
+
+
+def test_workers_with_a_store_that_cannot_be_reached_end_in_one_line(tmp_path, capsys):
+    url = f"postgresql://callsync@/callsync?host={tmp_path}/nowhere&port=5999"
+    assert cli.main(["serve", "--data-dir", str(tmp_path), "--workers", "2", "--store-url", url, "--port", "0",
+                     "--admin-port", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("callsync: cannot start: cannot open the store")
+    assert "Traceback" not in err and not (tmp_path / "callsync.db").exists()
