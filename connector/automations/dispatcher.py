@@ -104,8 +104,9 @@ class Dispatcher:
                 wait = 30.0  # a finished delivery wakes the loop
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), wait)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+            except TimeoutError:
                 pass
 
     def _done(self, task: asyncio.Task[None]) -> None:
