@@ -37,6 +37,7 @@ from connector.store.reader import StoreReader
 from connector.store.writer import StoreWriter
 from connector.sync.admin_routes import ADMIN_TOKEN_USER, add_sync_routes
 from connector.sync.worker import SyncWorker
+from connector.reconcile.runner import Heartbeat, Reconciler
 from connector.tunnel.admin_routes import add_tunnel_routes
 from connector.tunnel.manager import ProviderFactory, Tunnel
 
@@ -107,6 +108,11 @@ class Service:
         add_automation_routes(self.admin.app, self)
         self.retention = Retention(self.writer, config.retention.raw_payload_days, clock=clock)
         self.background: list[Any] = [self.worker, self.retention, self.automations]  # async start()/stop()
+        # Downtime and gap fill: the heartbeat starts first and stops last; reconciliation runs at start-up.
+        self.heartbeat = Heartbeat(self.writer, clock=clock)
+        self.reconciler = Reconciler(config, self.writer, self.reader, clock=clock)
+        self.background = [self.heartbeat, *self.background, self.reconciler]
+        self.metric_providers.append(self.reconciler.metrics)
         self._runners: list[web.AppRunner] = []
         self.hooks_port: int | None = None
         self.admin_port: int | None = None

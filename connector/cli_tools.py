@@ -38,6 +38,10 @@ def required_secrets(config: Config) -> list[tuple[str, bool]]:
             users += [(user, True), (secrets.previous_user(user), False)]
     if config.ghl.configured:
         users.append((TOKEN_USER, True))
+    # A reconciling Twilio source's API token (else its own secret); the tunnel's ngrok authtoken.
+    users += [(f"twilio:{s.name}", False) for s in config.sources.values() if s.kind == "twilio" and s.reconcile]
+    if config.tunnel.active and config.tunnel.provider == "ngrok":
+        users.append(("tunnel:ngrok", True))
     users += [(action.secret_user, True) for action in config.automations.actions.values() if action.uses_secret]
     if config.automations.alerts.webhook_url:
         users.append((config.automations.alerts.WEBHOOK_SECRET_USER, True))
@@ -60,7 +64,8 @@ def secret_status(config: Config) -> int:
             state = f"{where}: set {secrets.env_name(user)} or run `callsync secret set {user}`"
             if required:
                 missing.append(user)
-        note = "" if required else "  [optional: only while rotating]"
+        note = "" if required else ("  [optional: else the source's secret]" if user.startswith("twilio:")
+                                    else "  [optional: only while rotating]")
         print(f"  {user:<32} {state}{note}")
     if missing:
         print(f"{len(missing)} required secret(s) missing: {', '.join(missing)}")

@@ -133,6 +133,13 @@ class SourceConfig:
     legacy_public_key: str = ""  # ghl: RSA key for x-wh-signature; "" is the published key
     fields: dict[str, str] = field(default_factory=dict)  # generic: callsync field -> dotted path
     status_map: dict[str, str] = field(default_factory=dict)  # generic: sender value -> outcome
+    reconcile: bool = False  # twilio: fill gaps from the account's call log (connector/reconcile)
+    account_sid: str = ""
+    api_key_sid: str = ""  # an API key instead of the auth token (its secret: keyring user twilio:<name>)
+    reconcile_minutes: int = 15
+    reconcile_lookback_hours: int = 24  # how far back the first run looks
+    api_url: str = "https://api.twilio.com"
+    incomplete_minutes: int = 10  # no final event this long after the last one: the call is incomplete
 
     @property
     def signature_scheme(self) -> str | None:
@@ -179,7 +186,9 @@ class SourceConfig:
 
 
 _OPTIONAL_KEYS = ("auth", "api_key_header", "api_key_param", "basic_user", "jwt", "jwt_public_key", "jwt_audience",
-                  "jwt_issuer", "ip_allowlist", "public_key", "legacy_public_key", "fields", "status_map")
+                  "jwt_issuer", "ip_allowlist", "public_key", "legacy_public_key", "fields", "status_map",
+                  "reconcile", "account_sid", "api_key_sid", "reconcile_minutes", "reconcile_lookback_hours", "api_url",
+                  "incomplete_minutes")
 
 
 @dataclass(slots=True)

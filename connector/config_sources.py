@@ -5,6 +5,7 @@ the key, raised at start-up - never a source that silently verifies nothing."""
 from __future__ import annotations
 
 from connector.config import AUTH_METHODS, PAYLOAD_KINDS, SIGNATURES, ConfigError, SourceConfig, check_keys, network
+from connector.reconcile.settings import check_reconcile
 
 
 def check_source(src: SourceConfig, where: str) -> None:
@@ -15,6 +16,7 @@ def check_source(src: SourceConfig, where: str) -> None:
             raise ConfigError(f"{where}.ip_allowlist: {entry!r} is not an IP address or network (e.g. 203.0.113.0/24)")
     _check_keys(src, where)
     _check_mapping(src, where)
+    check_reconcile(src, where)
     if src.signature_scheme is None and not src.auth:
         methods = " or ".join(f'"{s}"' for s in SIGNATURES[src.kind])
         raise ConfigError(

@@ -33,6 +33,8 @@ from connector.store import jobs, stats
 from connector.sync.settings import DEFAULT_RULES, GhlSettings, Rule
 from connector.sync.worker import TOKEN_USER
 from connector.test_events import TEST_HEADER, sample_payload, sign_request
+from connector.reconcile.gaps import dashboard_notice
+from connector.reconcile.plan import mark_incomplete
 from connector.tunnel.controls import TunnelControls
 from connector.window_export import ExportJob, ExportOutcome, ExportRequest
 from connector.window_views import (
@@ -112,7 +114,8 @@ class Facade:
                 by_outcome.setdefault(outcome, [0] * len(minutes))[index[minute]] += n
         level, verdict = health_verdict(metrics)
         snap = Snapshot(metrics, level, verdict, health_target(metrics), minutes, by_outcome, latency, now,
-                        rejections=day, alerts=signature_alerts(recent), tunnel=tunnel)
+                        rejections=day, alerts=signature_alerts(recent), tunnel=tunnel,
+                        gap_notice=dashboard_notice(metrics.get("gaps", []), self.config.sources, now))
         self._cached, self._cache_key = snap, key
         return snap
 
@@ -175,6 +178,7 @@ class Facade:
                 calls, kind = None, "call_id"  # long numeric call ids look like phone numbers
         if calls is None:
             calls = await self.service.reader.run(store_calls.list_calls, call_id=search or None, limit=limit, tests=False, **after)
+        mark_incomplete(calls, self.config.sources, self.service.clock())
         more = len(calls) == limit
         cursor = (calls[-1]["updated_at"], calls[-1]["_rowid"]) if more and calls else None
         return {"calls": calls, "next_before": cursor, "search_as": kind}

@@ -36,6 +36,7 @@ class Snapshot:
     rejections: dict[str, dict[str, int]] = field(default_factory=dict)  # source -> reason -> n, last 24 h
     alerts: list[str] = field(default_factory=list)  # sources whose signatures failed in the last hour
     tunnel: Any = None  # connector.tunnel.controls.TunnelView: the public URL's state
+    gap_notice: str | None = None  # "callsync was off from 14:02 to 16:40; 37 calls filled in from Twilio; ..."
 
 
 @dataclass(slots=True)

@@ -25,7 +25,7 @@ from connector.facade import Facade
 from connector.health import format_iso
 from connector.model import TERMINAL_STATUSES
 from connector.window_export import ExportScope, scope_for
-from gui.events import ATTEMPT_HEADERS, RowsModel, attempts_rows, job_summary
+from gui.events import ATTEMPT_HEADERS, RowsModel, attempts_rows, job_summary, origin_text
 from gui.export import Exporter
 from gui.widgets import (
     IN_PROGRESS,
@@ -70,6 +70,8 @@ class CallsModel(RowsModel):
             return fmt_seconds(row.get(key))
         if key == "outcome":
             return outcome_text(row)
+        if key == "status" and row.get("incomplete"):
+            return f"{row.get('status') or ''} (incomplete)".strip()
         return super().display(row, key)
 
 
@@ -147,9 +149,10 @@ class CallInspector(QWidget):
             if key in TIME_FIELDS:
                 text = format_iso(text)
             self.values[caption].setText("" if text is None else str(text))
-        fill_table(self.events, ["#", "Received", "Type", "Status", "Occurred", "Outcome"], [
+        fill_table(self.events, ["#", "Received", "Type", "Status", "Occurred", "Outcome", "Origin"], [
             [e["id"], fmt_time(e["received_at"]), e["event_type"], e["status"] or "", format_iso(e["occurred_at"]),
-             OUTCOME_LABELS.get(e["outcome"], e["outcome"]) if e["outcome"] else ""] for e in call.get("events") or []
+             OUTCOME_LABELS.get(e["outcome"], e["outcome"]) if e["outcome"] else "", origin_text(e.get("origin"))]
+            for e in call.get("events") or []
         ])
         self.job.setText(job_summary(call))
         fill_table(self.attempts, ATTEMPT_HEADERS, attempts_rows(call.get("attempts") or []))
@@ -170,7 +173,7 @@ class CallsView(QWidget):
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)  # call ids give way, elided in the middle
         for column, width in enumerate((110, 130, 300, 80, 100, 100, 70, 90, 60)):
             self.table.setColumnWidth(column, width)
-        fit_column(self.table, 4, OUTCOME_TEXTS)
+        fit_column(self.table, 4, [*OUTCOME_TEXTS, *(f"{t} (incomplete)" for t in OUTCOME_TEXTS)])
         fit_column(self.table, 5, OUTCOME_TEXTS)
         self.search = QLineEdit()
         self.search.setPlaceholderText("Phone number or call id")

@@ -133,6 +133,8 @@ class Dashboard(QWidget):
         self.tunnel_notice = Banner()  # the public URL changed since the last run
         self.tunnel_notice.action.connect(lambda: self.open_tab.emit("sources"))
         self.tunnel_notice.hide()
+        self.gap_notice = Banner()  # callsync was off: when, and what was filled in from the provider's call log
+        self.gap_notice.hide()
         self.alerts = Banner()  # sources whose requests fail the signature check
         self.alerts.action.connect(lambda: self.open_tab.emit("sources"))
         self.alerts.hide()
@@ -163,6 +165,7 @@ class Dashboard(QWidget):
         layout.addWidget(self.health)
         layout.addWidget(self.tunnel)
         layout.addWidget(self.tunnel_notice)
+        layout.addWidget(self.gap_notice)
         layout.addWidget(self.alerts)
         layout.addLayout(grid)
         layout.addLayout(charts, 1)
@@ -179,6 +182,9 @@ class Dashboard(QWidget):
         if snap.alerts:
             self.alerts.set_message("error", "\n".join(snap.alerts), "Open Sources")
         self._show_tunnel(snap.tunnel)
+        self.gap_notice.setVisible(bool(snap.gap_notice))
+        if snap.gap_notice:
+            self.gap_notice.set_message("warn", snap.gap_notice + ".")
         self._show_tiles(snap.metrics)
         self.store.setText(store_text(snap.metrics))
         x_range = time_range(snap)

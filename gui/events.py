@@ -115,6 +115,7 @@ class EventsModel(RowsModel):
         ("Type", "event_type"),
         ("Source", "source"),
         ("Outcome", "outcome"),
+        ("Origin", "origin"),
     )
     time_keys = ("received_at",)
 
@@ -125,7 +126,14 @@ class EventsModel(RowsModel):
             outcome = row.get("outcome")
             text = OUTCOME_LABELS.get(outcome, outcome) if outcome else (row.get("status") or "")
             return text + TEST_MARK if row.get("test") else text
+        if key == "origin":
+            return origin_text(row.get("origin"))
         return super().display(row, key)
+
+
+def origin_text(origin: str | None) -> str:
+    """How an event arrived: its sender's webhook, or the provider's call log (reconciliation)."""
+    return "call log (reconciled)" if origin == "reconcile" else "webhook"
 
 
 def attempts_rows(attempts: list[dict[str, Any]]) -> list[list[Any]]:

@@ -64,9 +64,11 @@ def twilio_time(value: Any) -> float | None:
     return moment.timestamp() if moment.tzinfo else None
 
 
-def plan(calls: Iterable[Mapping[str, Any]], stored: Mapping[str, str | None]) -> Plan:
+def plan(calls: Iterable[Mapping[str, Any]], stored: Mapping[str, str | None], *, now: float | None = None,
+         settle: float = 0.0) -> Plan:
     """``stored``: CallSid -> the store's status for that call (``None`` for a call without one yet);
-    a CallSid missing from it is unknown to the store."""
+    a CallSid missing from it is unknown to the store.  A call that ended less than ``settle`` seconds
+    before ``now`` waits too: its last webhook is probably on its way."""
     result = Plan()
     seen: set[str] = set()
     for call in calls:
@@ -76,7 +78,9 @@ def plan(calls: Iterable[Mapping[str, Any]], stored: Mapping[str, str | None]) -
             continue
         seen.add(sid)
         start = twilio_time(call.get("start_time"))
-        if status not in TWILIO_FINISHED:
+        end = twilio_time(call.get("end_time"))
+        settling = now is not None and end is not None and now - end < settle
+        if status not in TWILIO_FINISHED or (settling and stored.get(sid) not in TERMINAL_STATUSES):
             result.waiting.append(sid)
             if start is not None and (result.oldest_waiting_start is None or start < result.oldest_waiting_start):
                 result.oldest_waiting_start = start
@@ -124,3 +128,15 @@ def call_event(call: Mapping[str, Any]) -> tuple[CallEvent, bytes]:
 def is_incomplete(status: str | None, last_event_at: float | None, now: float, minutes: float) -> bool:
     """A call with no final event ``minutes`` after its last one (the sender's time, else receipt)."""
     return status not in TERMINAL_STATUSES and last_event_at is not None and now - last_event_at >= minutes * 60
+
+
+def mark_incomplete(calls: list[dict[str, Any]], sources: Mapping[str, Any], now: float) -> list[dict[str, Any]]:
+    """Set ``incomplete`` on call rows (the window's Calls): no final event ``incomplete_minutes`` (per source,
+    default 10) after the last one, by the sender's time, else the receipt time."""
+    for row in calls:
+        source = sources.get(row.get("source"))
+        minutes = getattr(source, "incomplete_minutes", 10)
+        last = fields.parse_time(row.get("last_event_at"))
+        row["incomplete"] = is_incomplete(row.get("status"), last.timestamp() if last else row.get("updated_at"),
+                                          now, minutes)
+    return calls

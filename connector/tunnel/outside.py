@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 
 from connector import secrets
-from connector.store import reader as q
+from connector.store import events as store_events
 from connector.test_events import TEST_HEADER, sample_payload, sign_request
 
 PROBE_HEADER = "X-Callsync-Probe"
@@ -78,7 +78,7 @@ async def test_from_outside(service: Any, source_name: str | None = None) -> Out
         what = answer.get("error") or answer.get("reason") or " ".join(text.split())[:160]
         return OutsideResult(False, f"{url} answered HTTP {status} ({what}) and the event did not arrive here.",
                              round_trip, base)
-    event = await service.reader.run(q.get_event, event_id)
+    event = await service.reader.run(store_events.get_event, event_id)
     seen = {k.lower(): v for k, v in ((event or {}).get("headers") or {}).items()}.get(PROBE_HEADER.lower())
     if seen != probe:
         return OutsideResult(False, f"{url} answered, but not from this callsync: another program serves that URL.",

@@ -281,7 +281,9 @@ async def test_from_outside_says_when_the_tunnel_is_down_or_another_program_answ
         assert not result.ok
         assert result.message.endswith("answered, but not from this callsync: another program serves that URL.")
         await runner.cleanup()
+        runner = None
         result = await outside_test(svc, "dialer")
         assert not result.ok and "could not be reached from this machine" in result.message
     finally:
-        await runner.cleanup()
+        if runner is not None:
+            await runner.cleanup()
