@@ -23,7 +23,7 @@ SQLITE, POSTGRES = "sqlite", "postgres"
 BOTH = {
     "test_admin_guard", "test_apply_config", "test_bad_input", "test_crash", "test_prometheus", "test_receiver",
     "test_retention", "test_senders", "test_storage_faults", "test_sync_crash", "test_sync_e2e",
-    "test_sync_faults", "test_worker_lifecycle",
+    "test_sync_faults", "test_worker_lifecycle", "test_reconcile_service", "test_gaps",
 }
 
 

@@ -80,7 +80,8 @@ async def metrics_gaps(svc: Service) -> list[dict]:
             return (await resp.json())["gaps"]
 
 
-async def test_a_stop_and_restart_is_a_gap_with_the_calls_filled_in_meanwhile(tmp_path, memory_keyring, twilio_api):
+async def test_a_stop_and_restart_is_a_gap_with_the_calls_filled_in_meanwhile(tmp_path, memory_keyring, twilio_api,
+                                                                               backend):
     twilio_api.credentials[twilio_api.account_sid] = TWILIO_TOKEN
     secrets.set_secret("source:twilio", TWILIO_TOKEN)
     secrets.set_secret("source:dialer", "dialer-secret")
@@ -115,7 +116,7 @@ async def test_a_stop_and_restart_is_a_gap_with_the_calls_filled_in_meanwhile(tm
         await second.stop()
 
 
-async def test_a_late_beat_after_a_sleep_starts_a_new_stretch(tmp_path, memory_keyring):
+async def test_a_late_beat_after_a_sleep_starts_a_new_stretch(tmp_path, memory_keyring, backend):
     clock = Clock(float(int(time.time() - H)))
     svc = Service(make_config(tmp_path, sources={}), clock=clock)
     await svc.start()

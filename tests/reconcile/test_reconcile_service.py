@@ -29,7 +29,7 @@ def sources(fake, **extra) -> dict:
 
 
 @pytest.fixture
-async def start(tmp_path, memory_keyring, ghl, twilio_api):
+async def start(tmp_path, memory_keyring, ghl, twilio_api, backend):
     twilio_api.credentials[twilio_api.account_sid] = TWILIO_TOKEN
     running: list[Service] = []
 
