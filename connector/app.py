@@ -226,6 +226,7 @@ class Service:
         self.config.raw = fresh.raw
         self.config.ghl = self.ghl = fresh.ghl
         self.worker.apply_settings(fresh.ghl)
+        self.reconciler.refresh()  # a Twilio source that now reconciles runs at once
 
     def _writer_committed_recently(self) -> bool:
         last = self.writer.last_commit_at

@@ -233,6 +233,10 @@ class Facade:
             f"http://{self.config.server.host}:{self.config.server.port}/hooks/{name}")
         return local, (f"{public}/hooks/{name}" if public else "")
 
+    def reconcile_state(self, name: str) -> dict[str, Any] | None:
+        """A reconciling source's last run (``last_run``, ``last_ok``, ``last_error``) in this process."""
+        return self.service.reconciler.last.get(name)
+
     def sources(self) -> list[SourceView]:
         views = []
         for name, source in sorted(self.config.sources.items()):

@@ -29,6 +29,7 @@ from connector.config import FORMATS, PAYLOAD_KINDS, SIGNATURE_ENCODINGS, Config
 from connector.facade import Facade, SecretStoreUnavailable, SourceView
 from connector.health import rejection_lines
 from gui.source_auth import KIND_LABELS, SourceDetails
+from gui.source_reconcile import ReconcileRows
 from gui.tunnel import TunnelBox
 from gui.widgets import LEVEL_COLORS, Confirm, CopyField, hint
 
@@ -88,6 +89,7 @@ class SourcesView(QWidget):
         form.addRow("Tolerance", self.tolerance)
         form.addRow("Payload format", self.format)
         self.details = SourceDetails(form)  # signature of payload-only kinds, public keys, auth, allowlist, mapping
+        self.gap_fill = ReconcileRows(form)  # twilio: fill gaps from the call log
         form.addRow("Secret", self.secret)
         form.addRow("", self.secret_state)
         self._hmac_rows = (self.signature_header, self.encoding, self.timestamp_header)
@@ -236,6 +238,7 @@ class SourcesView(QWidget):
         self.tolerance.setValue(src.tolerance_seconds)
         self.format.setCurrentIndex(self.format.findData(src.format))
         self.details.load(src)
+        self.gap_fill.load(src, self.facade.reconcile_state(src.name))
         self.secret.clear()
         self._show_secret_state(view)
         self.remove.setEnabled(True)
@@ -307,6 +310,7 @@ class SourcesView(QWidget):
         self.tolerance.setValue(default.tolerance_seconds)
         self.format.setCurrentIndex(self.format.findData("auto"))
         self.details.load(default)
+        self.gap_fill.load(default)
         self.secret.clear()
         if self.facade.keyring_status().usable:
             self.secret_state.setText("The secret the sender signs with; it is kept in the OS keyring, "
@@ -327,6 +331,7 @@ class SourcesView(QWidget):
     def _kind_changed(self) -> None:
         kind = self.kind.currentData()
         self.details.set_kind(kind)
+        self.gap_fill.set_kind(kind)
         is_hmac = self.details.signature_is_hmac()
         for widget in self._hmac_rows:
             widget.setEnabled(is_hmac)
@@ -346,7 +351,7 @@ class SourcesView(QWidget):
     def form_source(self) -> SourceConfig:
         """The form's values over the source being edited: settings the form does not show are kept."""
         editing = self.facade.config.sources.get(self._editing or "")
-        return self.details.apply(replace(
+        return self.gap_fill.apply(self.details.apply(replace(
             editing or SourceConfig(""),
             name=self.name.text().strip(),
             kind=self.kind.currentData(),
@@ -355,7 +360,7 @@ class SourcesView(QWidget):
             timestamp_header=self.timestamp_header.text().strip(),
             tolerance_seconds=self.tolerance.value(),
             format=self.format.currentData() if self.kind.currentData() not in PAYLOAD_KINDS else "auto",
-        ))
+        )))
 
     def on_save(self) -> None:
         source = self.form_source()

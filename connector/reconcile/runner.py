@@ -86,18 +86,32 @@ class Reconciler:
         self.client_options = client_options or {}
         self.settle, self.overlap = settle, overlap
         self.runs: dict[str, int] = {}  # finished runs per source (tests and the window wait on it)
+        self.last: dict[str, dict[str, Any]] = {}  # each source's last run, for the window
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
+        self._started = False
 
     def sources(self) -> list[str]:
         return sorted(n for n, s in self.config.sources.items() if s.kind == "twilio" and s.reconcile)
 
     async def start(self) -> None:
-        for name in self.sources():
+        self._started = True
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Follow the configuration: a source that now reconciles starts (and runs at once), one that no
+        longer does stops."""
+        if not self._started:
+            return
+        wanted = set(self.sources())
+        for name in [n for n in self._tasks if n not in wanted]:
+            self._tasks.pop(name).cancel()
+        for name in sorted(wanted - set(self._tasks)):
             self._wake[name] = asyncio.Event()
             self._tasks[name] = asyncio.create_task(self._loop(name), name=f"reconcile:{name}")
 
     async def stop(self) -> None:
+        self._started = False
         tasks, self._tasks = list(self._tasks.values()), {}
         for task in tasks:
             task.cancel()
@@ -119,7 +133,7 @@ class Reconciler:
             except Exception:  # noqa: BLE001 - never ends the loop: the next period tries again
                 log.exception("reconciling %s failed", name)
             source = self.config.sources.get(name)
-            if source is None:
+            if source is None or not source.reconcile:
                 return
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(wake.wait(), source.reconcile_minutes * 60)
@@ -165,6 +179,8 @@ class Reconciler:
 
     async def _save(self, name: str, since: float | None, at: float, error: str | None) -> None:
         await self.writer.execute(lambda db: store.save_run(db, name, since=since, at=at, error=error))
+        previous = self.last.get(name, {})
+        self.last[name] = {"last_run": at, "last_ok": previous.get("last_ok") if error else at, "last_error": error}
         self.runs[name] = self.runs.get(name, 0) + 1
 
     async def _apply(self, name: str, steps: list[Step], counts: dict[str, int]) -> None:
