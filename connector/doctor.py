@@ -151,9 +151,12 @@ async def check_ports(config: Config) -> list[Item]:
 
 def check_public_url(config: Config) -> Item:
     url = config.server.public_url
+    if not url and config.tunnel.active:
+        return Item("public URL", True, f"from the {config.tunnel.provider} tunnel ([tunnel]); `callsync status` "
+                                        "shows whether it is up")
     if not url:
         return Item("public URL", True, "none set: only this machine can reach the hooks listener", note=True,
-                    fix="set up a tunnel and put its https URL in [server] public_url")
+                    fix="switch on the public HTTPS URL in Sources, or `callsync serve --tunnel`")
     host = urlsplit(url).hostname or ""
     try:
         loopback = host == "localhost" or ip_address(host).is_loopback

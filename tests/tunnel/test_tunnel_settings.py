@@ -62,3 +62,12 @@ def test_environment_names(user, variable):
 ])
 def test_change_notice(previous, url, sources, expected):
     assert change_notice(previous, url, sources) == expected
+
+
+def test_doctor_counts_the_tunnel_as_the_public_url(tmp_path):
+    from connector.doctor import check_public_url
+
+    item = check_public_url(parse_config({"tunnel": {"provider": "ngrok"}}, tmp_path))
+    assert item.ok and not item.note and "from the ngrok tunnel" in item.detail
+    item = check_public_url(parse_config({}, tmp_path))
+    assert item.note and "callsync serve --tunnel" in item.fix
