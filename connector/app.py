@@ -44,6 +44,8 @@ from connector.tunnel.manager import ProviderFactory, Tunnel
 log = logging.getLogger(__name__)
 
 MetricsProvider = Callable[[], Awaitable[dict[str, Any]]]
+WORKERS_TUNNEL = ("serve --workers does not open the tunnel (each worker would open its own): put your proxy's "
+                  "https URL in [server] public_url.")
 STALLED_SECONDS = 2.0  # a write taking longer means the writer is stuck (health says so)
 
 
@@ -157,7 +159,10 @@ class Service:
                                              ("admin", "admin_port", "--admin-port"))
         for part in self.background:
             await part.start()
-        await self.tunnel.start(self.tunnel_target)  # in the background: never delays or stops the receiver
+        if self.reuse_port:  # serve --workers: N processes would open N tunnels to one port
+            self.tunnel.refuse(WORKERS_TUNNEL)
+        else:
+            await self.tunnel.start(self.tunnel_target)  # in the background: never delays or stops the receiver
         self.started_at = self.clock()
         log.info(
             "callsync listening: hooks http://%s:%s/hooks/<source>, admin http://127.0.0.1:%s",

@@ -128,6 +128,11 @@ class Tunnel:
         if self.settings.active:
             self._launch()
 
+    def refuse(self, reason: str) -> None:
+        """This process must not open the tunnel (``serve --workers``): say why, when one is configured."""
+        if self.settings.active:
+            self._set("error", reason)
+
     async def apply(self, settings: TunnelSettings) -> None:
         """New settings (the window's switch, a new provider or domain): reopen or close as they say."""
         if settings == self.settings and (self._task is not None) == settings.active:

@@ -287,3 +287,18 @@ async def test_from_outside_says_when_the_tunnel_is_down_or_another_program_answ
     finally:
         if runner is not None:
             await runner.cleanup()
+
+
+async def test_serve_workers_never_opens_a_tunnel_per_worker_and_says_so(tmp_path, source_secrets, standin):
+    from connector.app import WORKERS_TUNNEL
+
+    svc = Service(make_config(tmp_path, extra=NGROK), tunnel_providers={"ngrok": standin.factory})
+    svc.reuse_port = True  # what serve --workers does in each worker process
+    await svc.start()
+    try:
+        assert svc.tunnel._task is None  # nothing was launched
+        assert svc.tunnel.status() == {"provider": "ngrok", "state": "error", "public_url": None,
+                                       "error": WORKERS_TUNNEL}
+        assert standin.attempts == 0
+    finally:
+        await svc.stop()
