@@ -321,6 +321,7 @@ async def run_once(args: argparse.Namespace, concurrency: int) -> Result:
     from connector.app import Service
     from connector.config import parse_config
     from connector.model import CallRecord
+    from connector.store.db import dicts
     from connector.sync.settings import parse_ghl
     from tests.fakes.ghl_server import FakeGhl
 
@@ -383,10 +384,10 @@ async def run_once(args: argparse.Namespace, concurrency: int) -> Result:
         ingest = await post_backlog(f"{svc.hooks_url}/hooks/{SOURCE}", backlog.bodies, args.post_parallel)
 
         def job_rows(conn: Any) -> list[Any]:
-            return conn.execute(
+            return dicts(conn.execute(
                 "SELECT j.id AS job_id, c.* FROM jobs j JOIN calls c ON c.source = j.source AND c.call_id = j.call_id "
                 "ORDER BY j.next_attempt_at, j.id"
-            ).fetchall()
+            ))
 
         rows = await svc.reader.run(job_rows)
         jobs = [(row["job_id"], CallRecord.from_dict(dict(row))) for row in rows]
@@ -448,11 +449,10 @@ async def run_once(args: argparse.Namespace, concurrency: int) -> Result:
         metrics = await admin_metrics(svc, aiohttp)
 
         def job_facts(conn: Any) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
-            done = conn.execute("SELECT id, created_at, done_at, attempts, failures, status FROM jobs").fetchall()
-            attempts = conn.execute(
-                "SELECT job_id, at, kind, status, duration_ms FROM attempts ORDER BY id").fetchall()
+            done = dicts(conn.execute("SELECT id, created_at, done_at, attempts, failures, status FROM jobs"))
+            attempts = dicts(conn.execute("SELECT job_id, at, kind, status, duration_ms FROM attempts ORDER BY id"))
             steps = conn.execute("SELECT job_id, MIN(at) FROM job_steps GROUP BY job_id").fetchall()
-            cache = conn.execute("SELECT phone, contact_id, tags_json, fields_json FROM contacts").fetchall()
+            cache = dicts(conn.execute("SELECT phone, contact_id, tags_json, fields_json FROM contacts"))
             return done, attempts, steps, cache
 
         job_list, attempts, first_steps, cache = await svc.reader.run(job_facts)
