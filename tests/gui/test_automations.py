@@ -56,8 +56,10 @@ async def test_recipes_alerts_evidence_and_acknowledge(qtbot, start_service, ope
     await until(lambda: "tripped" in cell(view.recipes, 1, 4), what="abandon tripped")
     assert cell(view.recipes, 1, 2) == "Q1 Sales at 10.00 %" and cell(view.recipes, 1, 3) == "warn 10 %, act 30 %"
     assert window.tray.notifications[-1] == ("callsync alert", view.alerts.rows[0]["message"])
-    await until(lambda: view.agents.rowCount() == 1, what="the agent's attendance")
-    assert view.agents.rows[0]["agent"] == "ann" and view.agents.rows[0]["state"] == "paused"
+    # The login may show before the pause is evaluated: wait for the state the events lead to.
+    await until(lambda: view.agents.rowCount() == 1 and view.agents.rows[0]["state"] == "paused",
+                what="the agent's attendance after the pause")
+    assert view.agents.rows[0]["agent"] == "ann"
     assert view.agents.rows[0]["pauses"] == 1
 
     view.alert_table.selectRow(0)
