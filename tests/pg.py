@@ -117,6 +117,9 @@ class Cluster:
         self.running = True
         atexit.register(self.stop)
 
+    def postmaster_pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
     def restart(self, timeout: float = 30.0) -> None:
         """Start the server again after it stopped (or was killed: its old backends may take a moment
         to notice and exit, and until then the new server refuses to start)."""

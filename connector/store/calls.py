@@ -12,7 +12,7 @@ from typing import Any
 from connector.ingest import CallWrite, Key, KnownCall
 from connector.model import CallRecord
 from connector.store import schema
-from connector.store.db import Db, dicts, marks, one_dict, values_rows
+from connector.store.db import Db, dicts, many_rows, marks, one_dict
 from connector.store.events import PAGE_MAX, of_call, phone_variants
 
 _KEY = ("source", "call_id")
@@ -33,10 +33,11 @@ def load(db: Db, calls: Sequence[Key]) -> dict[Key, KnownCall]:
     """The stored records of these calls (``(source, call_id)``); events are not loaded here."""
     if not calls:
         return {}
+    keys, params = many_rows(db, (str, str), calls)
     found = dicts(db.execute(
-        f"WITH k (source, call_id) AS (VALUES {values_rows(len(calls), 2)}) "
+        f"WITH k (source, call_id) AS ({keys}) "
         "SELECT c.* FROM k JOIN calls c ON c.source = k.source AND c.call_id = k.call_id",
-        [v for call in calls for v in call],
+        params,
     ))
     return {(r["source"], r["call_id"]): KnownCall(CallRecord.from_dict(r), r["first_received_at"]) for r in found}
 
@@ -47,10 +48,10 @@ def upsert(db: Db, calls: Sequence[CallWrite]) -> None:
         return
     names = columns()
     updates = ", ".join(f"{c} = excluded.{c}" for c in names if c not in (*_KEY, "first_received_at"))
+    source, params = many_rows(db, [schema.CALL_COLUMNS[n] for n in names], [row(call) for call in calls])
     db.execute(
-        f"INSERT INTO calls ({', '.join(names)}) VALUES {values_rows(len(calls), len(names))} "
-        f"ON CONFLICT (source, call_id) DO UPDATE SET {updates}",
-        [v for call in calls for v in row(call)],
+        f"INSERT INTO calls ({', '.join(names)}) {source} ON CONFLICT (source, call_id) DO UPDATE SET {updates}",
+        params,
     )
 
 

@@ -197,3 +197,27 @@ def values_rows(n_rows: int, n_columns: int) -> str:
     """``(?, ?), (?, ?)`` for a multi-row ``VALUES`` of ``n_rows`` rows."""
     row = "(" + ", ".join("?" * n_columns) + ")"
     return ", ".join([row] * n_rows)
+
+
+_PG_ARRAYS = {str: "text[]", int: "bigint[]", float: "double precision[]", bytes: "bytea[]"}
+
+
+def many_rows(db: Db, kinds: Sequence[type], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+    """Rows to insert or to join against, as SQL and its parameters, for columns of these Python types.
+
+    SQLite: ``VALUES (?, ?), (?, ?), ...``.  PostgreSQL: ``SELECT * FROM unnest(?::text[], ?::bigint[])``,
+    one array per column: the statement's text is the same whatever the number of rows, so it is
+    parsed once by the driver and planned once by the server (prepared), where ``VALUES`` would be
+    a new statement for every batch size."""
+    if db.dialect != POSTGRES:
+        return "VALUES " + values_rows(len(rows), len(kinds)), [v for r in rows for v in r]
+    columns: list[list[Any]] = [[] for _ in kinds]
+    for r in rows:
+        for column, value in zip(columns, r):
+            column.append(value)
+    for kind, column in zip(kinds, columns):
+        if kind is float:  # one element type per array: whole numbers in a FLOAT column as floats
+            column[:] = [float(v) if type(v) is int else v for v in column]
+        elif kind is int:  # and flags as the integers SQLite stores
+            column[:] = [int(v) if type(v) is bool else v for v in column]
+    return "SELECT * FROM unnest(" + ", ".join(f"?::{_PG_ARRAYS[k]}" for k in kinds) + ")", columns

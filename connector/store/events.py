@@ -14,7 +14,8 @@ from typing import Any
 
 from connector.ingest import Incoming, Key
 from connector.model import CallEvent
-from connector.store.db import POSTGRES, Db, dicts, marks, one_dict, values_rows
+from connector.store import schema
+from connector.store.db import POSTGRES, Db, dicts, many_rows, marks, one_dict
 
 PAGE_MAX = 500
 INSERT_COLUMNS = (
@@ -23,7 +24,8 @@ INSERT_COLUMNS = (
 )
 LIST_COLUMNS = ("id, source, dedupe_key, received_at, event_type, call_id, is_call, status, outcome, phone, occurred_at, "
                 "origin")
-_INSERT = f"INSERT INTO events ({', '.join(INSERT_COLUMNS)}) VALUES "
+INSERT_TYPES = tuple(schema.EVENT_COLUMNS.get(c, str) for c in INSERT_COLUMNS)
+_INSERT = f"INSERT INTO events ({', '.join(INSERT_COLUMNS)}) "
 _DIGITS = re.compile(r"\D")
 
 
@@ -41,8 +43,9 @@ def insert(db: Db, rows: Sequence[tuple[Any, ...]]) -> list[int]:
     """Insert events (values in :data:`INSERT_COLUMNS` order) with one statement; their ids, in order."""
     if not rows:
         return []
-    sql = _INSERT + values_rows(len(rows), len(INSERT_COLUMNS)) + " RETURNING id, source, dedupe_key"
-    ids = {(source, key): event_id for event_id, source, key in db.execute(sql, [v for r in rows for v in r])}
+    source, params = many_rows(db, INSERT_TYPES, rows)
+    ids = {(s, key): event_id for event_id, s, key in db.execute(_INSERT + source + " RETURNING id, source, dedupe_key",
+                                                                  params)}
     return [ids[(r[0], r[1])] for r in rows]
 
 
@@ -50,10 +53,11 @@ def stored_keys(db: Db, keys: Sequence[Key]) -> set[Key]:
     """Which of these ``(source, dedupe_key)`` pairs are stored."""
     if not keys:
         return set()
+    rows, params = many_rows(db, (str, str), keys)
     found = db.execute(
-        f"WITH k (source, dedupe_key) AS (VALUES {values_rows(len(keys), 2)}) "
+        f"WITH k (source, dedupe_key) AS ({rows}) "
         "SELECT e.source, e.dedupe_key FROM k JOIN events e ON e.source = k.source AND e.dedupe_key = k.dedupe_key",
-        [v for key in keys for v in key],
+        params,
     )
     return {(source, key) for source, key in found}
 
@@ -63,11 +67,12 @@ def of_calls(db: Db, calls: Sequence[Key]) -> dict[Key, list[CallEvent]]:
     if not calls:
         return {}
     found: dict[Key, list[CallEvent]] = {}
+    rows, params = many_rows(db, (str, str), calls)
     for source, call_id, event_json in db.execute(
-        f"WITH k (source, call_id) AS (VALUES {values_rows(len(calls), 2)}) "
+        f"WITH k (source, call_id) AS ({rows}) "
         "SELECT e.source, e.call_id, e.event_json FROM k JOIN events e ON e.source = k.source AND e.call_id = k.call_id "
         "ORDER BY e.id",
-        [v for call in calls for v in call],
+        params,
     ):
         found.setdefault((source, call_id), []).append(CallEvent.from_dict(json.loads(event_json)))
     return found

@@ -14,7 +14,7 @@ from typing import Any
 
 from connector.metrics import percentile
 from connector.store import stats
-from connector.store.db import POSTGRES, Db, dicts, marks, one_dict, values_rows
+from connector.store.db import POSTGRES, Db, dicts, many_rows, marks, one_dict, values_rows
 from connector.store.events import PAGE_MAX
 
 OPEN = "status IN ('pending', 'leased')"
@@ -35,10 +35,13 @@ _WAITING = (
 def queue(db: Db, jobs: Sequence[tuple[str, str, float]]) -> None:
     """One pending job per ``(source, call_id, at)``, due at once; a call that has a job keeps it."""
     if jobs:
+        source, params = many_rows(db, (str, str, float), jobs)
         db.execute(
+            f"WITH j (source, call_id, at) AS ({source}) "
             "INSERT INTO jobs (source, call_id, status, attempts, failures, next_attempt_at, created_at, updated_at) "
-            f"VALUES {values_rows(len(jobs), 8)} ON CONFLICT (source, call_id) DO NOTHING",
-            [v for source, call_id, at in jobs for v in (source, call_id, "pending", 0, 0, at, at, at)],
+            "SELECT source, call_id, 'pending', 0, 0, at, at, at FROM j "
+            "WHERE true ON CONFLICT (source, call_id) DO NOTHING",  # WHERE: SQLite's parser needs it before ON CONFLICT
+            params,
         )
 
 

@@ -27,17 +27,21 @@ from connector.store.db import POSTGRES, Db
 
 CONNECT_TIMEOUT_SECONDS = 10
 LOCK_TIMEOUT = "5s"  # like SQLite's busy timeout: a write waiting longer on another session's lock fails
-_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\?|%", re.S)
+_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\?(?:::)?|%", re.S)
 
 
 @functools.lru_cache(maxsize=1024)
 def pg_sql(sql: str) -> str:
-    """qmark SQL for psycopg: ``?`` -> ``%s``, ``%`` -> ``%%``; quoted text and comments keep their ``?``."""
+    """qmark SQL for psycopg: ``?`` -> ``%s``, ``%`` -> ``%%``; quoted text and comments keep their ``?``.
+    A parameter cast to a type (``?::text[]``, the arrays of :func:`connector.store.db.many_rows`) is
+    sent in binary (``%b``): no escaping of every quote in an array of JSON texts."""
 
     def rewrite(match: re.Match[str]) -> str:
         token = match.group(0)
         if token == "?":
             return "%s"
+        if token == "?::":
+            return "%b::"
         return token.replace("%", "%%")
 
     return _TOKENS.sub(rewrite, sql)
@@ -72,6 +76,9 @@ def connect(url: str, *, readonly: bool = False) -> psycopg.Connection[Any]:
         conn.execute("SET default_transaction_read_only = on")
     else:
         conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+    # Statements are prepared after a few runs; plan each run for its own rows all the same: a plan
+    # made once while a table was small (a sequential scan) would otherwise be kept as it grows.
+    conn.execute("SET plan_cache_mode = force_custom_plan")
     return conn
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from connector.ingest import hour_of
-from connector.store.db import Db, values_rows
+from connector.store.db import Db, many_rows
 
 __all__ = ["add", "bump", "by_hour", "hour_of", "rejections_by_source", "totals"]
 
@@ -18,10 +18,11 @@ def add(db: Db, counts: Mapping[tuple[int, str], int]) -> None:
     # In key order: writers in several processes lock the rows they add to in one order (no deadlock).
     rows = sorted((hour, name, n) for (hour, name), n in counts.items() if n)
     if rows:
+        source, params = many_rows(db, (int, str, int), rows)
         db.execute(
-            f"INSERT INTO stats_hourly (hour, name, n) VALUES {values_rows(len(rows), 3)} "
+            f"INSERT INTO stats_hourly (hour, name, n) {source} "
             "ON CONFLICT (hour, name) DO UPDATE SET n = stats_hourly.n + excluded.n",
-            [v for r in rows for v in r],
+            params,
         )
 
 

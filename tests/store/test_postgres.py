@@ -19,6 +19,7 @@ from connector.store.postgres import pg_sql
         ('SELECT "odd?name" FROM t WHERE k = ?', 'SELECT "odd?name" FROM t WHERE k = %s'),
         ("SELECT 1 -- why?\n, ?", "SELECT 1 -- why?\n, %s"),
         ("SELECT /* ? */ ?", "SELECT /* ? */ %s"),
+        ("SELECT ?::bigint", "SELECT %b::bigint"),
         ("SELECT n % 2 FROM t WHERE name LIKE 'a%' AND k = ?", "SELECT n %% 2 FROM t WHERE name LIKE 'a%%' AND k = %s"),
     ],
 )
@@ -83,3 +84,15 @@ def test_a_connection_lost_inside_a_transaction_fails_that_transaction(pg, pg_ur
     with pg.transaction():
         pg.execute("INSERT INTO t (k) VALUES (?)", ("next",))
     assert pg.execute("SELECT k FROM t").fetchall() == [("next",)]
+
+
+def test_arrays_of_many_rows_go_in_binary_and_come_back_as_given(pg):
+    from connector.store.db import many_rows
+
+    assert pg_sql("SELECT * FROM unnest(?::text[], ?::bigint[])") == "SELECT * FROM unnest(%b::text[], %b::bigint[])"
+    pg.execute("CREATE TABLE t (k TEXT, n BIGINT, x DOUBLE PRECISION, b BYTEA)")
+    rows = [('{"a": "q\\"uote", "t": "\u00e9"}', 1, 2, b"\x00\xff"), (None, True, None, None), ("z", None, 0.5, b"")]
+    source, params = many_rows(pg, (str, int, float, bytes), rows)
+    pg.execute(f"INSERT INTO t (k, n, x, b) {source}", params)
+    assert pg.execute("SELECT k, n, x, b FROM t ORDER BY x NULLS FIRST").fetchall() == [
+        (None, 1, None, None), ("z", None, 0.5, b""), (rows[0][0], 1, 2.0, b"\x00\xff")]
