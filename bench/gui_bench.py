@@ -14,7 +14,7 @@ pending), delivery attempts and hourly counters, written directly with
   history (keyset ``before_id``),
 
 each timed as the median of several runs (target <= 30 ms).  Then the real app
-(``python -m connector gui --data-dir ...``, offscreen) runs on the same store
+(``python -m gui gui --data-dir ...``, the ``callsync`` launcher, offscreen) runs on the same store
 as a subprocess: its CPU time over ``--idle-seconds`` (default 30) of idling
 with the window open (target <= 1 % of one core) and its RSS (target
 <= 200 MB).
