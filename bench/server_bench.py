@@ -154,8 +154,8 @@ def measure(variant: str, args: argparse.Namespace, pool: Path, pool_size: int, 
                 r.problems.append(f"{run.non2xx} non-2xx responses in the {label}")
             if run is not None and run.socket_errors:
                 r.problems.append(f"socket errors in the {label}: {run.socket_errors}")
-        if result.wraps:
-            r.problems.append("the pool wrapped: raise --pool-size")
+        if result.wraps and variant != "m":  # (m stores nothing: a body seen twice costs it the same)
+            r.problems.append("the pool wrapped, so some events were duplicates: raise --pool-size")
     finally:
         code = server.stop()
     if url is not None:
