@@ -97,3 +97,13 @@ print(code, sorted({{m.split(".")[0] for m in sys.modules}} & {set(WINDOW_MODULE
                          env={"PATH": "/usr/bin:/bin", "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "0 []"
+
+
+MAX_MODULE_LINES = 450
+
+
+def test_no_module_of_the_core_is_over_450_lines():
+    """Modules under connector/ stay small enough to read in one sitting."""
+    long = {str(p.relative_to(ROOT)): n for p in sorted((ROOT / "connector").rglob("*.py"))
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    assert long == {}
