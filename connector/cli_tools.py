@@ -187,7 +187,7 @@ def export_command(config: Config, args: argparse.Namespace) -> int:
 
     try:
         since, until = parse_time(args.since, "since"), parse_time(args.until, "until")
-        n = export.export_file(config.db_path, args.out, args.what, args.format, since=since, until=until)
+        n = export.export_file(config.store_target, args.out, args.what, args.format, since=since, until=until)
     except Exception as exc:  # noqa: BLE001 - ExportError, or aiohttp's HTTPBadRequest for a bad time
         print(f"callsync: export: {one_line(getattr(exc, 'text', None) or exc)}", file=sys.stderr)
         return 2

@@ -88,7 +88,37 @@ def check_data_dir(config: Config) -> list[Item]:
     return [Item("data dir", True, f"{path} is writable, {space}", note=free < WARN_SPACE_BYTES)]
 
 
+def check_postgres_store(config: Config) -> Item:
+    """Server mode: the database answers, takes writes, and its schema is one this callsync knows."""
+    from connector.store import pg_schema
+    from connector.store.postgres import PgProbe, open_postgres
+
+    target = config.store_target
+    where = target.describe()
+    try:
+        db = open_postgres(target.url or "", readonly=True)
+        try:
+            version = pg_schema.version(db)
+        finally:
+            db.close()
+    except Exception as exc:  # noqa: BLE001 - psycopg: cannot connect, wrong password, no database
+        return Item("store", False, f"{where} cannot be reached: {' '.join(str(exc).split())}",
+                    fix="check the URL ([store] url, --store-url or CALLSYNC_STORE_URL) and the password "
+                        "(`callsync secret set store` or CALLSYNC_STORE_PASSWORD)")
+    problem = PgProbe(target.url or "")()
+    if problem:
+        return Item("store", False, f"{where}: {problem}", fix="point the store URL at the primary server")
+    if version > len(pg_schema.MIGRATIONS):
+        return Item("store", False, f"{where} has schema version {version}, newer than this callsync",
+                    fix="upgrade callsync")
+    if version == 0:
+        return Item("store", True, f"{where} is empty (the first start creates the tables)", note=True)
+    return Item("store", True, f"{where} answers and takes writes (schema version {version})")
+
+
 def check_store(config: Config) -> Item:
+    if config.store.url:
+        return check_postgres_store(config)
     path = config.db_path
     if not path.exists():
         return Item("store", True, f"{path.name} not created yet (the first start creates it)", note=True)

@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from connector.store.db import StoreTarget, open_db
+
 KINDS = ("calls", "events")
 FORMATS = ("csv", "jsonl")
 PAGE = 2000
@@ -46,7 +48,11 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+def _columns(conn: Any, table: str) -> set[str]:
+    if getattr(conn, "dialect", "sqlite") == "postgres":
+        return {row[0] for row in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = ?", (table,))}
     return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
@@ -58,7 +64,7 @@ def _plan(kind: str, since: float | None, until: float | None, match: Match | No
         if name not in MATCHABLE.get(kind, ()):
             raise ExportError(f"{kind} cannot be matched on {name!r}")
         values = list(values)
-        where.append(f"{name} IN ({', '.join('?' for _ in values)})" if values else "0")
+        where.append(f"{name} IN ({', '.join('?' for _ in values)})" if values else "FALSE")
         args += values
     if since is not None:
         where.append(f"{column} >= ?")
@@ -66,7 +72,7 @@ def _plan(kind: str, since: float | None, until: float | None, match: Match | No
     if until is not None:
         where.append(f"{column} < ?")
         args.append(until)
-    return table, " AND ".join(where) or "1", args
+    return table, " AND ".join(where) or "TRUE", args
 
 
 def _rows(conn: sqlite3.Connection, kind: str, since: float | None, until: float | None,
@@ -74,11 +80,12 @@ def _rows(conn: sqlite3.Connection, kind: str, since: float | None, until: float
     table, where, args = _plan(kind, since, until, match)
     have = _columns(conn, table)
     fields = [f for f in (EVENT_FIELDS if kind == "events" else CALL_FIELDS) if f in have]
+    order = "id" if table == "events" else "rowid"  # in the order stored (PostgreSQL's calls: an explicit rowid)
     last = -1
     while True:
         page = conn.execute(
-            f"SELECT rowid AS _rowid, {', '.join(fields)} FROM {table} WHERE {where} AND rowid > ? "
-            f"ORDER BY rowid LIMIT {PAGE}",
+            f"SELECT {order} AS _rowid, {', '.join(fields)} FROM {table} WHERE {where} AND {order} > ? "
+            f"ORDER BY {order} LIMIT {PAGE}",
             [*args, last],
         ).fetchall()
         if not page:
@@ -139,14 +146,19 @@ def write(conn: sqlite3.Connection, out: IO[str], kind: str, fmt: str, *, since:
     return written
 
 
-def export_file(db_path: Path, path: Path, kind: str, fmt: str, *, since: float | None = None,
+def export_file(store: Path | StoreTarget, path: Path, kind: str, fmt: str, *, since: float | None = None,
                 until: float | None = None, match: Match | None = None, progress: Progress | None = None,
                 cancelled: Callable[[], bool] = lambda: False) -> int:
-    """Export into ``path`` (written to a temporary name first, so a failed export leaves no half file)."""
-    if not db_path.exists():
-        raise ExportError(f"no store at {db_path}: nothing to export yet")
+    """Export into ``path`` (written to a temporary name first, so a failed export leaves no half file).
+    ``store``: the SQLite file, or a :class:`StoreTarget` (SQLite or PostgreSQL)."""
+    target = store if isinstance(store, StoreTarget) else StoreTarget.sqlite(store)
+    if target.path is not None and not target.path.exists():
+        raise ExportError(f"no store at {target.path}: nothing to export yet")
     tmp = path.with_name(path.name + ".part")
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+    if target.path is not None:
+        conn: Any = sqlite3.connect(f"file:{target.path}?mode=ro", uri=True, timeout=10)
+    else:
+        conn = open_db(target, readonly=True)
     try:
         with open(tmp, "w", encoding="utf-8", newline="") as out:
             n = write(conn, out, kind, fmt, since=since, until=until, match=match, progress=progress,

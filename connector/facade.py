@@ -220,7 +220,7 @@ class Facade:
     # -- export and checks ---------------------------------------------------------------
     async def export(self, request: ExportRequest, job: ExportJob, progress: Any = None) -> ExportOutcome:
         """Calls or events into a CSV / JSON Lines file on a thread; ``progress(done, total)`` on this loop."""
-        return await window_export.run_export(self.config.db_path, request, job, progress)
+        return await window_export.run_export(self.config.store_target, request, job, progress)
 
     async def run_checks(self) -> list[Item]:
         """``callsync doctor``'s checklist with the settings in force, on a thread of its own."""

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from connector import export
+from connector.store import faults
+from connector.store.db import StoreTarget
 from connector.store.events import phone_variants
 from connector.window_queries import search_kind
 
@@ -129,7 +131,7 @@ def default_path(directory: Path, kind: str, fmt: str, now: float) -> Path:
     return directory / f"callsync-{kind}-{stamp}{FORMAT_SUFFIXES[fmt]}"
 
 
-async def run_export(db_path: Path, request: ExportRequest, job: ExportJob,
+async def run_export(db_path: Path | StoreTarget, request: ExportRequest, job: ExportJob,
                      progress: Callable[[int, int], None] | None = None) -> ExportOutcome:
     """Run :func:`connector.export.export_file` on a thread; ``progress(rows written, total)`` is called
     on this event loop.  Never raises for a failed export: the outcome says what happened."""
@@ -145,7 +147,9 @@ async def run_export(db_path: Path, request: ExportRequest, job: ExportJob,
             until=request.until, match=request.match, progress=report, cancelled=job.check)
     except export.ExportError as exc:
         return ExportOutcome(False, 0, False, f"Export failed: {exc}")
-    except sqlite3.Error as exc:
+    except Exception as exc:  # noqa: BLE001 - sqlite3 or psycopg: the store could not be read
+        if not isinstance(exc, sqlite3.Error) and not faults.from_postgres(exc):
+            raise
         return ExportOutcome(False, 0, False, f"Export failed: the store could not be read ({exc})")
     if job.stopped:
         return ExportOutcome(False, n, True, f"Export cancelled after {count_text(request.kind, n)}: "

@@ -21,7 +21,7 @@ import pytest
 SQLITE, POSTGRES = "sqlite", "postgres"
 # Store, receiver, sync and crash tests: each runs on both engines.
 BOTH = {
-    "test_admin_guard", "test_apply_config", "test_bad_input", "test_crash", "test_prometheus", "test_receiver",
+    "test_admin_guard", "test_apply_config", "test_bad_input", "test_crash", "test_export", "test_prometheus", "test_receiver",
     "test_retention", "test_senders", "test_storage_faults", "test_sync_crash", "test_sync_e2e",
     "test_sync_faults", "test_worker_lifecycle", "test_reconcile_service", "test_gaps",
 }

@@ -90,3 +90,20 @@ def test_data_dir_not_writable(tmp_path):
     config = make_config(tmp_path / "missing")
     (item,) = doctor.check_data_dir(config)
     assert not item.ok and "does not exist" in item.detail
+
+
+async def test_the_postgres_store_is_checked_where_it_lives(tmp_path, pg_url):
+    config = make_config(tmp_path, extra={"store": {"url": pg_url}})
+    assert "empty" in doctor.check_store(config).detail  # nothing created yet: a note, not a failure
+    from connector.store import pg_schema
+    from connector.store.postgres import open_postgres
+
+    db = open_postgres(pg_url)
+    pg_schema.migrate(db)
+    db.close()
+    item = doctor.check_store(config)
+    assert item.ok and "takes writes" in item.detail and f"schema version {len(pg_schema.MIGRATIONS)}" in item.detail
+    assert not (tmp_path / "callsync.db").exists()
+    gone = make_config(tmp_path, extra={"store": {"url": f"postgresql://callsync@/none?host={tmp_path}&port=5999"}})
+    item = doctor.check_store(gone)
+    assert not item.ok and "cannot be reached" in item.detail and "secret set store" in item.fix

@@ -31,7 +31,7 @@ async def test_events_and_calls_round_trip(service, tmp_path, fmt):
     first = await fill(service, 3, "early")
     cut = time.time()
     later = await fill(service, 4, "late")
-    db = service.config.db_path
+    db = service.config.store_target  # the SQLite file, or the PostgreSQL database (tests/backends.py)
     progress: list[tuple[int, int]] = []
 
     out = tmp_path / f"events.{fmt}"
