@@ -81,6 +81,19 @@ def _postgres_probe(url: str) -> Callable[[], str | None]:
     return PgProbe(url)
 
 
+STOP_SECONDS = 15.0
+
+
+async def _bounded(step: Awaitable[Any], what: str) -> None:
+    """One step of the shutdown: logged and left behind when it fails or takes too long."""
+    try:
+        await asyncio.wait_for(step, STOP_SECONDS)
+    except asyncio.TimeoutError:
+        log.error("%s took over %.0f s; going on with the shutdown", what, STOP_SECONDS)
+    except Exception:  # noqa: BLE001 - keep shutting down the rest
+        log.exception("%s failed", what)
+
+
 class Service:
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.time,
                  tunnel_providers: Mapping[str, ProviderFactory] | None = None) -> None:
@@ -172,7 +185,7 @@ class Service:
         )
 
     async def _listen(self, app: web.Application, host: str, port: int, names: tuple[str, str, str]) -> int:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
         await runner.setup()
         self._runners.append(runner)
         site = web.TCPSite(runner, host, port, reuse_address=True)
@@ -183,17 +196,14 @@ class Service:
         return runner.addresses[0][1]
 
     async def stop(self) -> None:
-        await self.tunnel.stop()
-        for part in reversed(self.background):
-            try:
-                await part.stop()
-            except Exception:  # noqa: BLE001 - keep shutting down the rest
-                log.exception("stopping %r failed", part)
+        """Stop everything; no part may hold the shutdown for more than ``STOP_SECONDS``."""
+        for part in (self.tunnel, *reversed(self.background)):
+            await _bounded(part.stop(), f"stopping {type(part).__name__}")
         if self.hooks_listener is not None:
-            await self.hooks_listener.stop()
+            await _bounded(self.hooks_listener.stop(), "closing the hooks listener")
             self.hooks_listener = None
         for runner in reversed(self._runners):
-            await runner.cleanup()
+            await _bounded(runner.cleanup(), "closing a listener")
         self._runners.clear()
         await asyncio.get_running_loop().run_in_executor(None, self.writer.stop)
         self.reader.close()
