@@ -54,6 +54,10 @@ CURRENT = Backend(SQLITE)  # the running test's backend (make_config reads it)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" not in metafunc.fixturenames:
         return
+    for mark in metafunc.definition.iter_markers("parametrize"):  # a test's own argument of that name
+        names = mark.args[0] if mark.args else mark.kwargs.get("argnames", "")
+        if "backend" in (names.replace(" ", "").split(",") if isinstance(names, str) else names):
+            return
     module = metafunc.module.__name__.rsplit(".", 1)[-1]
     marker = metafunc.definition.get_closest_marker
     if marker("postgres_only"):
