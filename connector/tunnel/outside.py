@@ -17,7 +17,7 @@ import aiohttp
 
 from connector import secrets
 from connector.store import events as store_events
-from connector.test_events import TEST_HEADER, sample_payload, sign_request
+from connector.test_events import build_test_request, credentials_for_test
 
 PROBE_HEADER = "X-Callsync-Probe"
 TIMEOUT = 20.0
@@ -53,19 +53,20 @@ async def test_from_outside(service: Any, source_name: str | None = None) -> Out
     if name is None:
         return OutsideResult(False, "Add a source first: the test event is sent to a source's public URL.", None, base)
     source = service.config.sources[name]
-    secret = secrets.get_secret(secrets.source_user(name))
-    if not secret:
-        return OutsideResult(False, f"No secret for {name!r} yet: the test event must be signed with it.", None, base)
+    # Signed (and authenticated) exactly like the Sources tab's test event: every kind and auth method.
+    credentials, missing = credentials_for_test(source)
+    if missing:
+        return OutsideResult(False, missing, None, base)
     url = f"{base}/hooks/{name}"
     now = service.clock()
     call_id = ("CA" + uuid.uuid4().hex) if source.kind == "twilio" else f"test-{uuid.uuid4().hex[:12]}"
     probe = uuid.uuid4().hex
-    body, content_type = sample_payload(source, call_id, now)
-    headers = sign_request(source, secret, body, content_type, url, now) | {TEST_HEADER: "1", PROBE_HEADER: probe}
+    request = build_test_request(source, credentials, call_id, url, service.receiver.self_signer.private_key, now)
+    body, headers = request.body, request.headers | {PROBE_HEADER: probe}
     started = time.perf_counter()
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as http:
-            async with http.post(url, data=body, headers=headers) as resp:
+            async with http.post(url, data=body, headers=headers, params=request.query or None) as resp:
                 status = resp.status
                 text = await resp.text()
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:

@@ -302,3 +302,23 @@ async def test_serve_workers_never_opens_a_tunnel_per_worker_and_says_so(tmp_pat
         assert standin.attempts == 0
     finally:
         await svc.stop()
+
+
+async def test_from_outside_signs_every_kind_and_auth_method(make_service, standin, tmp_path):
+    """Public-key kinds (signed with the receiver's own test key) and sources with an auth method too."""
+    from connector import secrets
+
+    sources = {
+        "dialer": {"kind": "hmac", "auth": "api_key"},
+        "crm-hooks": {"kind": "ghl"},
+        "agents": {"kind": "vapi"},
+    }
+    secrets.set_secret("source:dialer", SECRET)
+    secrets.set_secret("source:dialer:auth", "k3y-for-the-api-key-check")
+    secrets.set_secret("source:agents", "vapi-shared-secret")
+    svc = await make_service(NGROK | {"sources": sources})
+    await wait_for(lambda: svc.tunnel.state == "up")
+    for name in sources:
+        result = await outside_test(svc, name)
+        assert result.ok, (name, result.message)
+    assert standin.forwarded == [f"/hooks/{name}" for name in sources]
