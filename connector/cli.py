@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     _store_option(serve, suppress)
     serve.add_argument("--workers", type=int, default=1, metavar="N",
                        help="N receiver processes on one port, each with a CRM sync worker (PostgreSQL store only)")
-    serve.add_argument("--worker", metavar="I/N", help=argparse.SUPPRESS)  # a child of serve --workers N
+    serve.add_argument("--worker", metavar="I/N",
+                       help="used by serve --workers N for its worker processes (worker I of N); not for direct use")
     serve.add_argument("--tunnel", nargs="?", const="", type=tunnel_provider, metavar="PROVIDER",
                        help="open the public HTTPS URL ([tunnel], remembered in config.toml like the window's "
                             "switch): the configured provider, else ngrok; or name one: ngrok | cloudflared")
