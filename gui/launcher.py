@@ -15,6 +15,7 @@ from typing import Any
 
 from connector import cli
 from connector.config import Config
+from connector.startup import StartupError
 
 
 class QtWindow:
@@ -27,8 +28,10 @@ class QtWindow:
         return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
     def run(self, config: Config) -> int:
-        from gui.main import run_gui
-
+        try:
+            from gui.main import run_gui
+        except ImportError as exc:  # an install missing part of Qt: one line, never a traceback
+            raise StartupError(f"the window cannot be loaded ({exc}); `callsync serve` runs without it") from exc
         return run_gui(config)
 
     def show_error(self, exc: Exception) -> int:

@@ -78,3 +78,33 @@ def test_deb_installs_a_menu_entry_that_starts_the_program(built: Path, tmp_path
     # The installed tree (relocated under the extraction root) runs: the menu entry's program works.
     result = _run(root / program.lstrip("/"), "--self-test", tmp_path=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_built_window_starts(built: Path, tmp_path: Path) -> None:
+    """The frozen program opens its window (offscreen) and serves: every Qt module the window needs was
+    bundled, which the self-test's plugin check alone would not show."""
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLSYNC_")}
+    env |= {"QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data")}
+    proc = subprocess.Popen([str(built / "callsync" / "callsync"), "gui", "--data-dir", str(tmp_path / "d"),
+                             "--port", "0", "--admin-port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        lines = []
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "callsync listening" in line:
+                break
+        assert any("callsync listening" in line for line in lines), "".join(lines)
+        assert proc.poll() is None, "".join(lines)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert "Traceback" not in "".join(lines) + out
