@@ -1,10 +1,9 @@
-"""Migrations on a store written by the previous release (tests/fixtures/store_v5.db, made by
+"""Migrations on a store written by the previous release (tests/fixtures/store_v5.sql, the dump of the store made by
 tests/fixtures/make_store_v5.py with that release's code): it upgrades in place, keeps every row, and
 this release reads and writes it."""
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from tests.conftest import make_config
 from tests.store.test_writer import Answers
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
-RELEASE_V5 = FIXTURES / "store_v5.db"
+RELEASE_V5 = FIXTURES / "store_v5.sql"  # the SQL dump of a store that release wrote
 T0 = 1_780_000_000.0
 
 # What make_store_v5.py wrote (checked on the fixture itself, then after the upgrade).
@@ -60,15 +59,23 @@ def contents(conn) -> dict:
     return found
 
 
-@pytest.fixture
-def old_store(tmp_path) -> Path:
-    path = tmp_path / "callsync.db"
-    shutil.copyfile(RELEASE_V5, path)
+def restore_v5(path: Path) -> Path:
+    """The previous release's store, restored from its dump into ``path``."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.executescript(RELEASE_V5.read_text(encoding="utf-8"))
+    finally:
+        conn.close()
     return path
 
 
-def test_the_fixture_is_a_store_of_the_previous_release():
-    conn = sqlite3.connect(f"file:{RELEASE_V5}?mode=ro", uri=True)
+@pytest.fixture
+def old_store(tmp_path) -> Path:
+    return restore_v5(tmp_path / "callsync.db")
+
+
+def test_the_fixture_is_a_store_of_the_previous_release(tmp_path):
+    conn = sqlite3.connect(restore_v5(tmp_path / "v5.db"))
     try:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
         assert contents(conn) == EXPECTED
