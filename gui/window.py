@@ -49,6 +49,14 @@ def view_tasks() -> list[asyncio.Task]:
     return tasks
 
 
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 class MainWindow(QMainWindow):
     quit_requested = Signal()
 
@@ -316,8 +324,8 @@ class MainWindow(QMainWindow):
     @asyncSlot()
     async def refresh(self) -> None:
         """One tick: snapshot for the dashboard and tray; new rows for the table on screen."""
-        if self._busy or self._closed:
-            return
+        if self._busy or self._closed or not _loop_running():
+            return  # a tick Qt delivers while the event loop is already shutting down: nothing to show
         self._busy = True
         try:
             snap = await self.facade.snapshot()
