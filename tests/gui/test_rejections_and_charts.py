@@ -49,7 +49,9 @@ async def test_signature_failures_show_a_banner_and_counts_by_reason_in_sources(
     await send(service, completed_call("+12025550181"))  # accepted ones are not rejections
 
     alerts = window.dashboard.alerts
-    await until(lambda: alerts.isVisible() and "stamped" in alerts.text.text(), what="rejection banner")
+    # Counters are written with the writer's batches: wait until the banner counts every rejection.
+    await until(lambda: alerts.isVisible() and "stamped: 2 requests" in alerts.text.text()
+                and "dialer: 3 requests" in alerts.text.text(), what="rejection banner with every rejection")
     lines = alerts.text.text().splitlines()
     assert lines[0] == "dialer: 3 requests rejected in the last hour — the signature does not match; check the secret"
     assert lines[1].startswith("stamped: 2 requests rejected in the last hour — ")
